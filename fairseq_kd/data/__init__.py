@@ -1,0 +1,1 @@
+"""Datasets and file formats: manifests, labels, filterbank features, teacher sidecars."""

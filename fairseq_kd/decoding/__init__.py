@@ -1,0 +1,1 @@
+"""CTC decoders that fairseq-generate drives through ``AudioKdTask.build_generator``."""

@@ -1,0 +1,1 @@
+from . import ctc_kd  # noqa: F401

@@ -1,0 +1,1 @@
+from . import audio_kd  # noqa: F401

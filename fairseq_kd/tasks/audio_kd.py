@@ -1,0 +1,106 @@
+"""Task ``audio_kd``: fairseq's ``audio_finetuning`` (wav2vec manifests + labels) with input validation,
+filterbank features for from-scratch models and a parallel greedy CTC generator.
+
+Data directory (``task.data``), as for ``audio_finetuning``: ``{split}.tsv``, ``{split}.{labels}``,
+``dict.{labels}.txt``. What this task adds:
+
+* every split is validated before loading (:func:`fairseq_kd.data.manifest.check_split`): missing or
+  unreadable audio, a wrong sample rate, label files whose line count differs from the manifest, empty
+  transcripts and symbols outside the dictionary fail with the file, the line and the fix;
+* ``features=fbank`` turns waveforms into log-mel filterbanks in the data-loader workers
+  (:class:`~fairseq_kd.data.fbank_dataset.FbankFeatureDataset`), ``features=waveform`` keeps fairseq's
+  raw-audio batches for wav2vec 2.0 models;
+* :meth:`AudioKdTask.build_generator` returns the batched greedy CTC decoder that ``fairseq-generate``
+  drives.
+"""
+import logging
+from dataclasses import dataclass, field
+
+from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+
+from ..data.fbank_dataset import FbankFeatureDataset
+from ..data.manifest import DataError, check_split
+from ..decoding.greedy import CtcGreedyDecoder
+
+logger = logging.getLogger(__name__)
+
+FEATURE_CHOICES = ChoiceEnum(["fbank", "waveform"])
+
+
+@dataclass
+class AudioKdConfig(AudioFinetuningConfig):
+    labels: str = field(default="ltr", metadata={"help": "extension of the label files the CTC head learns "
+                                                         "({split}.ltr letters, {split}.spm pieces, ...)"})
+    features: FEATURE_CHOICES = field(
+        default="fbank",
+        metadata={"help": "model input: 'fbank' (log-mel filterbanks from kaldi-native-fbank, for the "
+                          "from-scratch ctc_kd Conformer) or 'waveform' (raw audio, for wav2vec_ctc_kd)"})
+    num_mel_bins: int = field(default=80, metadata={"help": "filterbank channels (features=fbank)"})
+    specaug_freq_mask_n: int = field(default=0, metadata={
+        "help": "SpecAugment frequency masks per utterance (features=fbank, splits named train*); 2 is usual"})
+    specaug_freq_mask_f: int = field(default=27, metadata={"help": "SpecAugment maximum frequency-mask width"})
+    specaug_time_mask_n: int = field(default=0, metadata={
+        "help": "SpecAugment time masks per utterance (features=fbank, splits named train*); 2 is usual"})
+    specaug_time_mask_t: int = field(default=40, metadata={"help": "SpecAugment maximum time-mask width (frames)"})
+    specaug_time_mask_p: float = field(default=0.2, metadata={
+        "help": "SpecAugment: a time mask covers at most this fraction of the utterance"})
+    check_audio_files: bool = field(default=True, metadata={
+        "help": "open every audio header at load time (existence, sample rate, length; ~0.1 ms per file)"})
+
+
+@register_task("audio_kd", dataclass=AudioKdConfig)
+class AudioKdTask(AudioFinetuningTask):
+    """Speech recognition with CTC (+ InterCTC, + teacher distillation) on wav2vec-style manifests."""
+
+    cfg: AudioKdConfig
+
+    def load_dataset(self, split: str, task_cfg: AudioKdConfig = None, **kwargs):
+        task_cfg = task_cfg or self.cfg
+        if task_cfg.multi_corpus_keys is not None or task_cfg.binarized_dataset:
+            raise DataError("audio_kd reads one {split}.tsv manifest per split; multi_corpus_keys and "
+                            "binarized_dataset are not supported")
+        if task_cfg.features == "fbank" and task_cfg.normalize:
+            raise DataError("task.normalize=true normalises waveforms; with task.features=fbank the "
+                            "filterbanks are normalised per utterance instead: set task.normalize=false")
+        check_split(self.cfg.data, split, [task_cfg.labels], {task_cfg.labels: self.target_dictionary},
+                    task_cfg.sample_rate, check_audio=self.cfg.check_audio_files)
+        super().load_dataset(split, task_cfg, **kwargs)
+
+        labelled = self.datasets[split]  # AddTargetDataset(FileAudioDataset)
+        audio = labelled.dataset
+        if task_cfg.features == "fbank":
+            labelled.dataset = FbankFeatureDataset(audio, task_cfg.sample_rate, task_cfg.num_mel_bins,
+                                                   self._specaugment(task_cfg) if split.startswith("train") else None)
+        elif self.cfg.max_sample_size is not None and len(audio.sizes) and audio.sizes.max() > self.cfg.max_sample_size:
+            # fairseq's raw-audio collater would crop such utterances at random, silently cutting their labels
+            raise DataError(f"{split}.tsv: longest utterance has {audio.sizes.max()} samples, more than "
+                            f"task.max_sample_size={self.cfg.max_sample_size}; fairseq would crop it and misalign "
+                            f"its transcript: raise task.max_sample_size or remove long utterances")
+
+    @staticmethod
+    def _specaugment(task_cfg):
+        if task_cfg.specaug_freq_mask_n == 0 and task_cfg.specaug_time_mask_n == 0:
+            return None
+        return SpecAugmentTransform(
+            freq_mask_n=task_cfg.specaug_freq_mask_n, freq_mask_f=task_cfg.specaug_freq_mask_f,
+            time_mask_n=task_cfg.specaug_time_mask_n, time_mask_t=task_cfg.specaug_time_mask_t,
+            time_mask_p=task_cfg.specaug_time_mask_p, mask_value=0.0)
+
+    def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
+        """fairseq's iterator with ``required_batch_size_multiple`` forced to 1.
+
+        fairseq 0.12's vectorised ``batch_by_size`` drops the utterances left over after the last full batch
+        whenever the multiple is above 1 (the default is 8): ``fairseq-generate`` silently skipped 3 of 10
+        test utterances, and every training epoch lost a few. Padding efficiency does not need the multiple
+        for variable-length audio, so this task always uses 1.
+        """
+        if required_batch_size_multiple != 1:
+            logger.info(f"required_batch_size_multiple={required_batch_size_multiple} -> 1: fairseq would drop "
+                        f"the remainder batch")
+        return super().get_batch_iterator(dataset, *args, required_batch_size_multiple=1, **kwargs)
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        return CtcGreedyDecoder(self.target_dictionary, self.target_dictionary.index(self.blank_symbol))

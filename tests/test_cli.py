@@ -1,0 +1,67 @@
+"""The real CLIs on generated audio: fairseq-hydra-train / fairseq-train, resume, fairseq-generate."""
+import os
+import re
+
+import pytest
+
+from conftest import ROOT, USER_DIR, run
+
+CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
+TINY_MODEL = ["model.encoder_layers=3", "model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64",
+              "model.depthwise_conv_kernel_size=5"]
+
+
+def hydra_train(config, data, save_dir, max_update, *overrides):
+    return run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", config, f"task.data={data}",
+                f"common.user_dir={USER_DIR}", f"checkpoint.save_dir={save_dir}",
+                f"optimization.max_update={max_update}", "common.log_interval=1",
+                "dataset.validate_interval_updates=0", "checkpoint.save_interval_updates=0", *TINY_MODEL, *overrides])
+
+
+def generate(data, checkpoint, results, subset="test"):
+    run(["fairseq-generate", data, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
+         "--gen-subset", subset, "--results-path", results, "--scoring", "wer", "--post-process", "letter",
+         "--max-tokens", "320000", "--cpu"])
+    with open(os.path.join(results, f"generate-{subset}.txt")) as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def interctc_run(corpus, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("interctc")
+    proc = hydra_train("xs_interctc", corpus, save_dir, 6, "model.inter_ctc_layers=[1]")
+    return save_dir, proc.stdout
+
+
+def test_hydra_train_logs_every_term_and_validates(interctc_run):
+    save_dir, log = interctc_run
+    assert re.search(r"train_inner.*loss=.*ctc_loss=.*interctc_loss_l1=", log)
+    valid = re.findall(r"valid on 'valid' subset \| loss .*", log)
+    assert valid and all("interctc_loss_l1" in v and "| wer " in v and "| uer " in v for v in valid)
+    assert os.path.isfile(os.path.join(save_dir, "checkpoint_last.pt"))
+
+
+def test_generate_decodes_every_utterance_with_greedy_ctc(corpus, interctc_run, tmp_path):
+    save_dir, _ = interctc_run
+    out = generate(corpus, os.path.join(save_dir, "checkpoint_last.pt"), str(tmp_path))
+    ids = sorted(int(m) for m in re.findall(r"^H-(\d+)\t", out, flags=re.M))
+    assert ids == list(range(13))  # all 13 test utterances, not a multiple of 8
+    assert re.search(r"^Generate test with beam=\d+: WER: [\d.]+$", out, flags=re.M)
+
+
+def test_resume_from_checkpoint_last(corpus, tmp_path):
+    hydra_train("xs_ctc", corpus, tmp_path, 3)
+    proc = hydra_train("xs_ctc", corpus, tmp_path, 6)
+    assert re.search(r"Loaded checkpoint .*checkpoint_last\.pt \(epoch \d+ @ 3 updates\)", proc.stdout)
+    assert "num_updates: 6 >= max_update: 6" in proc.stdout
+
+
+def test_fairseq_train_with_arch_and_interctc_flags(corpus, tmp_path):
+    proc = run(["fairseq-train", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--arch",
+                "ctc_kd_conformer_xs", "--encoder-layers", "2", "--encoder-embed-dim", "32",
+                "--encoder-ffn-embed-dim", "64", "--inter-ctc-layers", "[1]", "--criterion", "ctc_kd",
+                "--interctc-weight", "0.5", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "320000",
+                "--max-update", "3", "--cpu", "--save-dir", str(tmp_path), "--log-interval", "1",
+                "--log-format", "simple", "--no-epoch-checkpoints"])
+    assert re.search(r"ctc_loss=.*interctc_loss_l1=", proc.stdout)
+    assert "encoder_layers': 2" in proc.stdout or "encoder_layers=2" in proc.stdout
