@@ -1,13 +1,25 @@
-"""Criterion ``ctc_kd``: CTC + InterCTC (+ the AED distillation terms), composed in one readable function.
+"""Criterion ``ctc_kd``: CTC + InterCTC + attention-decoder distillation, composed in one function.
 
-Objective (all terms are sums over the utterances of the batch, like fairseq's ``ctc`` criterion; fairseq
-divides by ``sample_size`` = target tokens, or sentences with ``optimization.sentence_avg``)::
+Objective (arXiv 2401.11700, interCTC-interAED-KD; every term is a sum over the utterances of the batch
+like fairseq's ``ctc`` criterion, and fairseq divides the total by ``sample_size`` = CTC target tokens,
+or sentences with ``optimization.sentence_avg``)::
 
+    L     = (1 - alpha) * L_ctc_all + alpha * mean_{t in aed_layers} L_aed(t)
     L_ctc_all = (1 - w) * CTC(final layer) + w * mean_{l in inter_ctc_layers} CTC(layer l)
+    L_aed(t)  = (1 - beta) * CE(reference WordPieces | decoder on tap t)
+                + beta * KL(teacher top-k || decoder on tap t)
 
-with ``w = interctc_weight`` (InterCTC, Lee & Watanabe 2021). With no InterCTC layer ``L = CTC(final)``.
-Every term is logged on its own (``ctc_loss``, ``interctc_loss_l{l}``), in bits per ``sample_size`` like
-``loss``; validation also logs greedy-decoding ``uer`` (unit/letter error rate) and ``wer``.
+    alpha = aed_kd_weight, w = interctc_weight, beta = kd_kl_weight.
+
+Without InterCTC layers ``L_ctc_all = CTC(final)``; with ``alpha = 0`` the decoder is not run and the loss
+is exactly the CTC + InterCTC loss. The KL at a target position j with teacher top-k ids ``i_1..i_k`` and
+renormalised probabilities ``p_1..p_k`` (sum 1) is ``sum_m p_m (log p_m - log q(i_m))``, where ``q`` is the
+decoder's softmax over the whole teacher vocabulary; the position after the last token (``[SEP]``, end of
+sentence) has the one-hot teacher distribution, so there KL = CE. Padded positions count nothing.
+
+Every term is logged on its own: ``ctc_loss``, ``interctc_loss_l{l}`` (bits per ``sample_size``, like
+``loss``), ``aed_kl_loss_l{t}``, ``aed_ce_loss_l{t}`` (bits per teacher token); validation also logs greedy
+CTC ``uer`` and ``wer``.
 """
 import logging
 import math
@@ -27,7 +39,8 @@ from omegaconf import II
 from ..decoding.greedy import ctc_greedy_search
 
 logger = logging.getLogger(__name__)
-LOSS_TERM = re.compile(r"_loss(_l\d+)?$")  # ctc_loss, interctc_loss_l3, ...
+CTC_TERM = re.compile(r"^(inter)?ctc_loss(_l\d+)?$")  # ctc_loss, interctc_loss_l3: bits per sample_size
+AED_TERM = re.compile(r"^aed_(kl|ce)_loss_l\d+$")  # bits per teacher token
 
 
 @dataclass
@@ -35,6 +48,13 @@ class CtcKdCriterionConfig(FairseqDataclass):
     interctc_weight: float = field(default=0.0, metadata={
         "help": "w: weight of the mean InterCTC loss against the final-layer CTC loss, (1-w)*CTC + w*InterCTC; "
                 "needs model.inter_ctc_layers"})
+    aed_kd_weight: float = field(default=0.0, metadata={
+        "help": "alpha: weight of the attention-decoder terms (mean over model.aed_layers) against the CTC "
+                "terms, (1-alpha)*CTC_all + alpha*AED; needs model.aed_layers and task.kd_sidecar_dir; "
+                "0 = plain CTC/InterCTC"})
+    kd_kl_weight: float = field(default=1.0, metadata={
+        "help": "beta: within each AED tap, (1-beta)*CE(reference WordPieces) + beta*KL(teacher top-k || "
+                "decoder); 1 = pure distillation"})
     zero_infinity: bool = field(default=True, metadata={
         "help": "zero CTC losses that are infinite because an utterance has fewer frames than its target needs"})
     sentence_avg: bool = II("optimization.sentence_avg")
@@ -47,12 +67,53 @@ class CtcKdCriterionConfig(FairseqDataclass):
 class CtcKdCriterion(FairseqCriterion):
     def __init__(self, cfg: CtcKdCriterionConfig, task):
         super().__init__(task)
-        if not 0.0 <= cfg.interctc_weight <= 1.0:
-            raise ValueError(f"criterion.interctc_weight={cfg.interctc_weight} must be in [0, 1]")
+        for name in ("interctc_weight", "aed_kd_weight", "kd_kl_weight"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                raise ValueError(f"criterion.{name}={getattr(cfg, name)} must be in [0, 1]")
+        if cfg.aed_kd_weight > 0 and getattr(task.cfg, "kd_sidecar_dir", None) is None:
+            raise ValueError(f"criterion.aed_kd_weight={cfg.aed_kd_weight} needs teacher targets: set "
+                             f"task.kd_sidecar_dir to the directory of the {{split}}.kd sidecars "
+                             f"(scripts/extract_teacher_sidecar.py)")
         self.cfg = cfg
         self.dictionary = task.target_dictionary
         self.blank_idx = self.dictionary.index(task.blank_symbol)
         self._checked_taps = False
+
+    def forward(self, model, sample, reduce=True):
+        alpha, w, beta = self.cfg.aed_kd_weight, self.cfg.interctc_weight, self.cfg.kd_kl_weight
+        teacher = sample.get("teacher") if alpha > 0 else None
+        net_output = model(**sample["net_input"],
+                           aed_prev_output_tokens=teacher["prev_output_tokens"] if teacher else None)
+        self._check_taps(net_output, sample)
+
+        input_lengths = (~net_output["padding_mask"]).long().sum(-1)
+        target_mask = (sample["target"] != self.dictionary.pad()) & (sample["target"] != self.dictionary.eos())
+        targets, target_lengths = sample["target"].masked_select(target_mask), target_mask.sum(-1)
+        lprobs = model.get_normalized_probs(net_output, log_probs=True).contiguous()  # T x B x V
+
+        ctc = self.ctc_loss(lprobs, input_lengths, targets, target_lengths)
+        inter_ctc = {l: self.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets, target_lengths)
+                     for l, logits in net_output["inter_ctc_logits"]}
+        loss = (1 - w) * ctc + w * torch.stack(list(inter_ctc.values())).mean() if inter_ctc else ctc
+        aed = {l: self.aed_losses(logits, teacher) for l, logits in net_output.get("aed_logits", [])}
+        if aed:
+            aed_mixed = torch.stack([(1 - beta) * ce + beta * kl for kl, ce in aed.values()]).mean()
+            loss = (1 - alpha) * loss + alpha * aed_mixed
+
+        ntokens = sample["ntokens"]
+        sample_size = sample["target"].size(0) if self.cfg.sentence_avg else ntokens
+        logging_output = {"loss": loss.item(), "ctc_loss": ctc.item(), "ntokens": ntokens,
+                          "nsentences": sample["id"].numel(), "sample_size": sample_size}
+        for l, value in inter_ctc.items():
+            logging_output[f"interctc_loss_l{l}"] = value.item()
+        for l, (kl, ce) in aed.items():
+            logging_output[f"aed_kl_loss_l{l}"] = kl.item()
+            logging_output[f"aed_ce_loss_l{l}"] = ce.item()
+        if aed:
+            logging_output["kd_ntokens"] = teacher["ntokens"]
+        if not model.training:
+            logging_output.update(self.error_counts(lprobs, input_lengths, sample["target"], target_mask))
+        return loss, sample_size, logging_output
 
     def ctc_loss(self, log_probs, input_lengths, targets, target_lengths):
         """Summed CTC loss; ``log_probs`` ``T x B x V``, ``targets`` the concatenated label ids."""
@@ -60,32 +121,21 @@ class CtcKdCriterion(FairseqCriterion):
             return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=self.blank_idx,
                               reduction="sum", zero_infinity=self.cfg.zero_infinity)
 
-    def forward(self, model, sample, reduce=True):
-        net_output = model(**sample["net_input"])
-        self._check_taps(net_output)
-        input_lengths = (~net_output["padding_mask"]).long().sum(-1)
-        target_mask = (sample["target"] != self.dictionary.pad()) & (sample["target"] != self.dictionary.eos())
-        targets, target_lengths = sample["target"].masked_select(target_mask), target_mask.sum(-1)
-        lprobs = model.get_normalized_probs(net_output, log_probs=True).contiguous()  # T x B x V
+    @staticmethod
+    def aed_losses(logits, teacher):
+        """Summed ``(KL(teacher top-k || decoder), CE(reference))`` of one tap.
 
-        ctc = self.ctc_loss(lprobs, input_lengths, targets, target_lengths)
-        inter_ctc = {layer: self.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets,
-                                          target_lengths)
-                     for layer, logits in net_output["inter_ctc_logits"]}
-        w = self.cfg.interctc_weight
-        loss = (1 - w) * ctc + w * torch.stack(list(inter_ctc.values())).mean() if inter_ctc else ctc
+        ``logits``: ``B x L x V``; ``teacher["target"]``: ``B x L``; ``teacher["topk_ids"]``,
+        ``teacher["topk_probs"]``: ``B x L x k``; ``teacher["padding_mask"]``: ``B x L`` (True on padding).
+        """
+        lprobs = F.log_softmax(logits.float(), dim=-1)
+        keep = ~teacher["padding_mask"]
+        ce = -lprobs.gather(-1, teacher["target"].unsqueeze(-1)).squeeze(-1)
+        p = teacher["topk_probs"].float()
+        kl = (torch.xlogy(p, p) - p * lprobs.gather(-1, teacher["topk_ids"])).sum(-1)
+        return kl[keep].sum(), ce[keep].sum()
 
-        ntokens = sample["ntokens"]
-        sample_size = sample["target"].size(0) if self.cfg.sentence_avg else ntokens
-        logging_output = {"loss": loss.item(), "ctc_loss": ctc.item(), "ntokens": ntokens,
-                          "nsentences": sample["id"].numel(), "sample_size": sample_size}
-        for layer, value in inter_ctc.items():
-            logging_output[f"interctc_loss_l{layer}"] = value.item()
-        if not model.training:
-            logging_output.update(self.error_counts(lprobs, input_lengths, sample["target"], target_mask))
-        return loss, sample_size, logging_output
-
-    def _check_taps(self, net_output):
+    def _check_taps(self, net_output, sample):
         if self._checked_taps:
             return
         self._checked_taps = True
@@ -95,6 +145,9 @@ class CtcKdCriterion(FairseqCriterion):
         if self.cfg.interctc_weight == 0 and net_output["inter_ctc_logits"]:
             logger.warning("model.inter_ctc_layers is set but criterion.interctc_weight=0: InterCTC is computed "
                            "and logged but does not train the model")
+        if self.cfg.aed_kd_weight > 0 and "teacher" not in sample:
+            raise ValueError("criterion.aed_kd_weight > 0 but the batch has no teacher targets: set "
+                             "task.kd_sidecar_dir")
 
     @torch.no_grad()
     def error_counts(self, lprobs, input_lengths, target, target_mask):
@@ -115,13 +168,16 @@ class CtcKdCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        """fairseq's CTC metrics (loss, uer, wer), plus every ``*_loss`` term in bits per ``sample_size``."""
+        """fairseq's CTC metrics (loss, uer, wer), the CTC terms in bits per ``sample_size`` and the AED terms
+        in bits per teacher token."""
         CtcCriterion.reduce_metrics(logging_outputs)
         sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-        terms = sorted({key for log in logging_outputs for key in log if LOSS_TERM.search(key)})
-        for key in terms:
-            value = sum(log.get(key, 0) for log in logging_outputs)
-            metrics.log_scalar(key, value / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        kd_ntokens = sum(log.get("kd_ntokens", 0) for log in logging_outputs)
+        for key in sorted({key for log in logging_outputs for key in log}):
+            norm = sample_size if CTC_TERM.match(key) else kd_ntokens if AED_TERM.match(key) else 0
+            if norm > 0:
+                value = sum(log.get(key, 0) for log in logging_outputs)
+                metrics.log_scalar(key, value / norm / math.log(2), norm, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -1,19 +1,26 @@
-"""Model ``ctc_kd``: a Conformer CTC recogniser trained from scratch on filterbanks, with InterCTC taps.
+"""Model ``ctc_kd``: a Conformer CTC recogniser trained from scratch on filterbanks, with the taps of
+InterCTC and interAED-KD.
 
 Architectures (``--arch`` / ``model._name``)::
 
-    ctc_kd_conformer_xs     6 blocks, d=144, 4 heads, FFN 576, kernel 15   (3.6 M parameters with letters; CPU-sized)
-    ctc_kd_conformer_100h  12 blocks, d=256, 4 heads, FFN 1024, kernel 31  (21 M; ESPnet LibriSpeech-100h encoder)
+    ctc_kd_conformer_xs     6 blocks, d=144, 4 heads, FFN 576, kernel 15; AED 2 x d=144   (CPU-sized)
+    ctc_kd_conformer_100h  12 blocks, d=256, 4 heads, FFN 1024, kernel 31; AED 6 x d=256 (ESPnet LibriSpeech-100h)
 
-Size fields left unset (``None``) take the architecture's value; fields set in a YAML file or on the command
-line win. ``model._name: ctc_kd`` means ``ctc_kd_conformer_xs``.
+Encoder parameters: 3.6 M (xs) and 21 M (100h) with letter units. Size fields left unset (``None``) take the
+architecture's value; fields set in a YAML file or on the command line win. ``model._name: ctc_kd`` means
+``ctc_kd_conformer_xs``.
+
+Taps are 1-based encoder blocks. ``inter_ctc_layers`` get a CTC loss through the shared CTC projection;
+``aed_layers`` feed the one :class:`~fairseq_kd.models.aed_decoder.SharedAttentionDecoder` (include the last
+block for the final-layer tap: ``[6]`` is the prior work's final-layer AED-KD, ``[3, 6]`` interAED-KD).
 
 Outputs of :meth:`CtcKdModel.forward` (tensors only; the criterion turns them into losses)::
 
     encoder_out        T x B x V  final-layer CTC logits
     padding_mask       B x T      True on padded frames (after 4x subsampling)
-    encoder_states     [T x B x C] output of every block; encoder_states[l - 1] is block l (1-based)
-    inter_ctc_logits   [(l, T x B x V)] for each l in inter_ctc_layers, through the same CTC projection
+    encoder_states     [T x B x C] output of every block; encoder_states[l - 1] is block l
+    inter_ctc_logits   [(l, T x B x V)] for l in inter_ctc_layers
+    aed_logits         [(l, B x L x V_teacher)] for l in aed_layers, only when aed_prev_output_tokens is given
 """
 import logging
 from dataclasses import dataclass, field
@@ -26,6 +33,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
 from omegaconf import II
 
+from .aed_decoder import SharedAttentionDecoder
 from .conformer import ConformerEncoder
 
 logger = logging.getLogger(__name__)
@@ -34,7 +42,37 @@ DEFAULT_ARCH = "ctc_kd_conformer_xs"
 
 
 @dataclass
-class CtcKdConfig(FairseqDataclass):
+class DistillationTapsConfig(FairseqDataclass):
+    """Tap fields shared by ``ctc_kd`` and ``wav2vec_ctc_kd``."""
+
+    inter_ctc_layers: List[int] = field(default_factory=list, metadata={
+        "help": "1-based encoder layers whose outputs also get a CTC loss (InterCTC, Lee & Watanabe 2021) "
+                "through the shared CTC projection, e.g. [3] for 6 layers; must be below the last layer"})
+    aed_layers: List[int] = field(default_factory=list, metadata={
+        "help": "1-based encoder layers read by the shared attention decoder (AED-KD taps); include the last "
+                "layer for final-layer KD, e.g. [6] (final-layer AED-KD) or [3, 6] (interAED-KD); "
+                "empty: no decoder"})
+    aed_decoder_layers: Optional[int] = field(default=None, metadata={
+        "help": "attention-decoder layers (xs: 2, 100h / wav2vec: 6)"})
+    aed_decoder_embed_dim: Optional[int] = field(default=None, metadata={
+        "help": "attention-decoder dimension (xs: 144, 100h / wav2vec: 256)"})
+    aed_decoder_ffn_embed_dim: Optional[int] = field(default=None, metadata={
+        "help": "attention-decoder feed-forward dimension (xs: 576, 100h / wav2vec: 2048)"})
+    aed_decoder_attention_heads: Optional[int] = field(default=None, metadata={
+        "help": "attention-decoder heads (4)"})
+    aed_dropout: Optional[float] = field(default=None, metadata={"help": "attention-decoder dropout (0.1)"})
+    aed_vocab_size: Optional[int] = field(default=None, metadata={
+        "help": "teacher vocabulary size (the decoder's output size); set from the teacher sidecars at "
+                "training time and stored in the checkpoint"})
+    aed_vocab_sha256: Optional[str] = field(default=None, metadata={
+        "help": "sha256 of the teacher vocabulary, set from the sidecars; training refuses sidecars of "
+                "another teacher"})
+    aed_pad_idx: Optional[int] = field(default=None, metadata={
+        "help": "teacher [PAD] id, set from the sidecars"})
+
+
+@dataclass
+class CtcKdConfig(DistillationTapsConfig):
     encoder_layers: Optional[int] = field(default=None, metadata={"help": "Conformer blocks (xs: 6, 100h: 12)"})
     encoder_embed_dim: Optional[int] = field(default=None, metadata={"help": "model dimension (xs: 144, 100h: 256)"})
     encoder_ffn_embed_dim: Optional[int] = field(default=None, metadata={
@@ -46,9 +84,6 @@ class CtcKdConfig(FairseqDataclass):
         "help": "channels of the 4x Conv2d subsampling (defaults to encoder_embed_dim)"})
     dropout: Optional[float] = field(default=None, metadata={"help": "dropout in every block (0.1)"})
     input_feat_dim: int = II("task.num_mel_bins")
-    inter_ctc_layers: List[int] = field(default_factory=list, metadata={
-        "help": "1-based blocks whose outputs also get a CTC loss (InterCTC, Lee & Watanabe 2021) through the "
-                "shared CTC projection, e.g. [3] for 6 blocks or [6] / [4, 8] for 12; must be < encoder_layers"})
 
 
 def check_tap_layers(name: str, layers, num_layers: int, allow_final: bool) -> List[int]:
@@ -57,25 +92,96 @@ def check_tap_layers(name: str, layers, num_layers: int, allow_final: bool) -> L
     bad = [l for l in layers if not 1 <= l <= top]
     if bad or len(set(layers)) != len(layers):
         raise ValueError(
-            f"model.{name}={list(layers)}: indices are 1-based encoder blocks and must be unique and in "
-            f"[1, {top}] for an encoder of {num_layers} blocks"
-            + ("" if allow_final else " (the final block already has the main CTC loss)"))
+            f"model.{name}={list(layers)}: indices are 1-based encoder layers and must be unique and in "
+            f"[1, {top}] for an encoder of {num_layers} layers"
+            + ("" if allow_final else " (the final layer already has the main CTC loss)"))
     return sorted(layers)
 
 
-@register_model("ctc_kd", dataclass=CtcKdConfig)
-class CtcKdModel(BaseFairseqModel):
-    def __init__(self, cfg: CtcKdConfig, encoder: ConformerEncoder, vocab_size: int):
+def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> None:
+    """Fill the decoder's vocabulary fields from the task's teacher sidecars, or check them against it."""
+    header = getattr(task, "teacher_header", None)
+    if header is not None:
+        if cfg.aed_vocab_sha256 not in (None, header["vocab_sha256"]) or cfg.aed_vocab_size not in (
+                None, header["vocab_size"]):
+            raise ValueError(
+                f"the attention decoder was built for a teacher vocabulary of {cfg.aed_vocab_size} entries "
+                f"(sha256 {cfg.aed_vocab_sha256}) but the sidecars in task.kd_sidecar_dir come from a teacher "
+                f"with {header['vocab_size']} (sha256 {header['vocab_sha256']}); regenerate the sidecars with "
+                f"the same teacher or start from a model without a decoder")
+        cfg.aed_vocab_size = header["vocab_size"]
+        cfg.aed_vocab_sha256 = header["vocab_sha256"]
+        cfg.aed_pad_idx = header["special_ids"]["pad"]
+    if cfg.aed_vocab_size is None:
+        raise ValueError(f"model.aed_layers={list(cfg.aed_layers)} needs the teacher vocabulary: set "
+                         f"task.kd_sidecar_dir to the directory of the teacher sidecars")
+
+
+class CtcKdBaseModel(BaseFairseqModel):
+    """CTC head, InterCTC taps and the shared attention decoder on top of any layered encoder.
+
+    Subclasses provide :meth:`encode` (source -> per-layer states, padding mask) and :meth:`build_model`.
+    """
+
+    def __init__(self, cfg: DistillationTapsConfig, encoder_dim: int, num_layers: int, vocab_size: int):
         super().__init__()
         self.cfg = cfg
-        self.encoder = encoder
-        self.ctc_proj = nn.Linear(cfg.encoder_embed_dim, vocab_size)
-        self.inter_ctc_layers = check_tap_layers("inter_ctc_layers", cfg.inter_ctc_layers, cfg.encoder_layers,
+        self.ctc_proj = nn.Linear(encoder_dim, vocab_size)
+        self.inter_ctc_layers = check_tap_layers("inter_ctc_layers", cfg.inter_ctc_layers, num_layers,
                                                  allow_final=False)
+        self.aed_layers = check_tap_layers("aed_layers", cfg.aed_layers, num_layers, allow_final=True)
+        self.aed_decoder = None
+        if self.aed_layers:
+            self.aed_decoder = SharedAttentionDecoder(
+                vocab_size=cfg.aed_vocab_size, pad_idx=cfg.aed_pad_idx, encoder_dim=encoder_dim,
+                embed_dim=cfg.aed_decoder_embed_dim, ffn_embed_dim=cfg.aed_decoder_ffn_embed_dim,
+                attention_heads=cfg.aed_decoder_attention_heads, layers=cfg.aed_decoder_layers,
+                dropout=cfg.aed_dropout)
+
+    def encode(self, source, padding_mask):
+        """Return ``(states, padding_mask)``: ``states[l - 1]`` is layer ``l`` (``T x B x C``), mask ``B x T``."""
+        raise NotImplementedError
+
+    def forward(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
+                aed_prev_output_tokens: Optional[torch.Tensor] = None, **unused):
+        states, padding_mask = self.encode(source, padding_mask)
+        out = {
+            "encoder_out": self.ctc_proj(states[-1]),
+            "padding_mask": padding_mask,
+            "encoder_states": states,
+            "inter_ctc_logits": [(l, self.ctc_proj(states[l - 1])) for l in self.inter_ctc_layers],
+        }
+        if aed_prev_output_tokens is not None:
+            if self.aed_decoder is None:
+                raise ValueError("teacher targets were given but the model has no attention decoder: set "
+                                 "model.aed_layers, or criterion.aed_kd_weight=0")
+            taps = [(l, states[l - 1]) for l in self.aed_layers]
+            out["aed_logits"] = self.aed_decoder(aed_prev_output_tokens, taps, padding_mask)
+        return out
+
+    def ctc_emissions(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, **unused):
+        """Inference path: final-layer CTC log-probabilities ``B x T x V`` and valid lengths ``B``; no InterCTC
+        head, no attention decoder."""
+        states, padding_mask = self.encode(source, padding_mask)
+        return F.log_softmax(self.ctc_proj(states[-1]).float(), dim=-1).transpose(0, 1), (~padding_mask).sum(1)
+
+    def get_normalized_probs(self, net_output, log_probs, sample=None):
+        """Final-layer CTC (log-)probabilities, ``T x B x V``, in float32."""
+        logits = net_output["encoder_out"].float()
+        return F.log_softmax(logits, dim=-1) if log_probs else F.softmax(logits, dim=-1)
+
+
+@register_model("ctc_kd", dataclass=CtcKdConfig)
+class CtcKdModel(CtcKdBaseModel):
+    def __init__(self, cfg: CtcKdConfig, encoder: ConformerEncoder, vocab_size: int):
+        super().__init__(cfg, cfg.encoder_embed_dim, cfg.encoder_layers, vocab_size)
+        self.encoder = encoder
 
     @classmethod
     def build_model(cls, cfg: CtcKdConfig, task):
         ARCH_CONFIG_REGISTRY[DEFAULT_ARCH](cfg)  # fills fields that neither an arch nor the user set
+        if cfg.aed_layers:
+            configure_teacher_vocabulary(cfg, task)
         encoder = ConformerEncoder(
             input_dim=cfg.input_feat_dim, embed_dim=cfg.encoder_embed_dim, ffn_embed_dim=cfg.encoder_ffn_embed_dim,
             attention_heads=cfg.encoder_attention_heads, layers=cfg.encoder_layers,
@@ -83,33 +189,13 @@ class CtcKdModel(BaseFairseqModel):
             subsampling_channels=cfg.subsampling_channels or cfg.encoder_embed_dim, dropout=cfg.dropout)
         return cls(cfg, encoder, len(task.target_dictionary))
 
-    def _check_input(self, source: torch.Tensor):
+    def encode(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None):
+        """``source``: ``B x T x F`` filterbanks, ``padding_mask``: ``B x T`` (True on padding)."""
         if source.dim() != 3 or source.size(-1) != self.cfg.input_feat_dim:
             raise ValueError(
                 f"ctc_kd expects filterbank batches B x T x {self.cfg.input_feat_dim}, got {tuple(source.shape)}: "
                 f"set task.features=fbank and task.num_mel_bins={self.cfg.input_feat_dim}")
-
-    def forward(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, **unused):
-        """``source``: ``B x T x F`` filterbanks, ``padding_mask``: ``B x T`` (True on padding)."""
-        self._check_input(source)
-        states, padding_mask = self.encoder(source, padding_mask)
-        return {
-            "encoder_out": self.ctc_proj(states[-1]),
-            "padding_mask": padding_mask,
-            "encoder_states": states,
-            "inter_ctc_logits": [(l, self.ctc_proj(states[l - 1])) for l in self.inter_ctc_layers],
-        }
-
-    def ctc_emissions(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, **unused):
-        """Inference path: final-layer CTC log-probabilities ``B x T x V`` and valid lengths ``B``."""
-        self._check_input(source)
-        states, padding_mask = self.encoder(source, padding_mask)
-        return F.log_softmax(self.ctc_proj(states[-1]).float(), dim=-1).transpose(0, 1), (~padding_mask).sum(1)
-
-    def get_normalized_probs(self, net_output, log_probs, sample=None):
-        """Final-layer CTC (log-)probabilities, ``T x B x V``, in float32."""
-        logits = net_output["encoder_out"].float()
-        return F.log_softmax(logits, dim=-1) if log_probs else F.softmax(logits, dim=-1)
+        return self.encoder(source, padding_mask)
 
 
 def _register_size(name: str, **sizes):
@@ -122,6 +208,10 @@ def _register_size(name: str, **sizes):
 
 
 _register_size("ctc_kd_conformer_xs", encoder_layers=6, encoder_embed_dim=144, encoder_ffn_embed_dim=576,
-               encoder_attention_heads=4, depthwise_conv_kernel_size=15, dropout=0.1)
+               encoder_attention_heads=4, depthwise_conv_kernel_size=15, dropout=0.1,
+               aed_decoder_layers=2, aed_decoder_embed_dim=144, aed_decoder_ffn_embed_dim=576,
+               aed_decoder_attention_heads=4, aed_dropout=0.1)
 _register_size("ctc_kd_conformer_100h", encoder_layers=12, encoder_embed_dim=256, encoder_ffn_embed_dim=1024,
-               encoder_attention_heads=4, depthwise_conv_kernel_size=31, dropout=0.1)
+               encoder_attention_heads=4, depthwise_conv_kernel_size=31, dropout=0.1,
+               aed_decoder_layers=6, aed_decoder_embed_dim=256, aed_decoder_ffn_embed_dim=2048,
+               aed_decoder_attention_heads=4, aed_dropout=0.1)

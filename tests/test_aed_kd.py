@@ -1,0 +1,141 @@
+"""interAED-KD: the KL/CE terms against a hand computation, the shared decoder, the objective's weights."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
+from fairseq_kd.models.ctc_kd import CtcKdConfig, CtcKdModel
+from test_interctc import TINY, make_batch, task  # noqa: F401  (task is a fixture)
+
+TEACHER_VOCAB, PAD, CLS, SEP = 40, 0, 1, 2
+
+
+def teacher_batch(lengths=(5, 2), k=3, seed=3):
+    """Teacher targets in the collater's layout (L = max n + 1; EOS row one-hot on [SEP])."""
+    g = torch.Generator().manual_seed(seed)
+    B, L = len(lengths), max(lengths) + 1
+    prev = torch.full((B, L), PAD)
+    target = torch.full((B, L), PAD)
+    topk_ids = torch.full((B, L, k), PAD)
+    topk_probs = torch.zeros(B, L, k)
+    for b, n in enumerate(lengths):
+        tokens = torch.randint(5, TEACHER_VOCAB, (n,), generator=g)
+        prev[b, : n + 1] = torch.cat([torch.tensor([CLS]), tokens])
+        target[b, : n + 1] = torch.cat([tokens, torch.tensor([SEP])])
+        for j in range(n):
+            topk_ids[b, j] = torch.randperm(TEACHER_VOCAB - 5, generator=g)[:k] + 5
+            raw = torch.rand(k, generator=g) + 0.05
+            topk_probs[b, j] = raw / raw.sum()
+        topk_ids[b, n, 0], topk_probs[b, n, 0] = SEP, 1.0
+    return {"prev_output_tokens": prev, "target": target, "topk_ids": topk_ids, "topk_probs": topk_probs,
+            "padding_mask": target.eq(PAD), "ntokens": int(target.ne(PAD).sum())}
+
+
+def kd_model(task, aed_layers=(2, 4), **overrides):  # noqa: F811
+    torch.manual_seed(0)
+    cfg = CtcKdConfig(**{**TINY, "aed_layers": list(aed_layers), "aed_decoder_layers": 2, "aed_decoder_embed_dim": 24,
+                         "aed_decoder_ffn_embed_dim": 48, "aed_decoder_attention_heads": 2, "aed_dropout": 0.0,
+                         "aed_vocab_size": TEACHER_VOCAB, "aed_vocab_sha256": "test", "aed_pad_idx": PAD,
+                         **overrides})
+    return CtcKdModel.build_model(cfg, task)
+
+
+def kd_criterion(task, **weights):  # noqa: F811
+    task.cfg.kd_sidecar_dir = "teacher-sidecars"  # the criterion only checks that the task loads sidecars
+    return CtcKdCriterion(CtcKdCriterionConfig(sentence_avg=False, **weights), task)
+
+
+def kd_sample(task):  # noqa: F811
+    sample = make_batch(task, lengths=(90, 64), target_lengths=(6, 4))
+    sample["teacher"] = teacher_batch()
+    return sample
+
+
+def test_kl_and_ce_equal_a_hand_computation():
+    teacher = teacher_batch()
+    torch.manual_seed(5)
+    logits = torch.randn(*teacher["target"].shape, TEACHER_VOCAB)
+    kl, ce = CtcKdCriterion.aed_losses(logits, teacher)
+    q = F.log_softmax(logits, -1)
+    ref_kl = ref_ce = 0.0
+    for b, n in enumerate((5, 2)):
+        for j in range(n + 1):  # n tokens + the end-of-sentence position; padding excluded
+            ref_ce -= q[b, j, teacher["target"][b, j]].item()
+            for m in range(3):
+                p = teacher["topk_probs"][b, j, m].item()
+                if p > 0:
+                    ref_kl += p * (torch.log(torch.tensor(p)).item() - q[b, j, teacher["topk_ids"][b, j, m]].item())
+    assert kl.item() == pytest.approx(ref_kl, rel=1e-5)
+    assert ce.item() == pytest.approx(ref_ce, rel=1e-5)
+    # at the end-of-sentence row the teacher is one-hot on [SEP]: KL there equals CE
+    only_eos = {**teacher, "padding_mask": torch.ones_like(teacher["padding_mask"])}
+    only_eos["padding_mask"][0, 5] = False
+    kl_eos, ce_eos = CtcKdCriterion.aed_losses(logits, only_eos)
+    assert kl_eos.item() == pytest.approx(ce_eos.item(), rel=1e-6)
+
+
+def test_decoder_outputs_one_logit_tensor_per_tap(task):  # noqa: F811
+    model = kd_model(task).eval()
+    sample = kd_sample(task)
+    out = model(**sample["net_input"], aed_prev_output_tokens=sample["teacher"]["prev_output_tokens"])
+    assert [l for l, _ in out["aed_logits"]] == [2, 4]
+    for _, logits in out["aed_logits"]:
+        assert logits.shape == (2, 6, TEACHER_VOCAB)  # B x L x V
+    assert "aed_logits" not in model(**sample["net_input"])  # inference path: no decoder
+
+
+def test_objective_mixes_ctc_and_mean_aed_terms(task):  # noqa: F811
+    model = kd_model(task, inter_ctc_layers=[1]).eval()
+    sample = kd_sample(task)
+    alpha, w, beta = 0.4, 0.3, 0.7
+    loss, _, log = kd_criterion(task, aed_kd_weight=alpha, interctc_weight=w, kd_kl_weight=beta)(model, sample)
+    ctc_all = (1 - w) * log["ctc_loss"] + w * log["interctc_loss_l1"]
+    aed = [(1 - beta) * log[f"aed_ce_loss_l{l}"] + beta * log[f"aed_kl_loss_l{l}"] for l in (2, 4)]
+    assert loss.item() == pytest.approx((1 - alpha) * ctc_all + alpha * sum(aed) / 2, rel=1e-5)
+    assert log["kd_ntokens"] == sample["teacher"]["ntokens"] == (5 + 1) + (2 + 1)
+
+
+def test_alpha_zero_is_exactly_ctc_plus_interctc(task):  # noqa: F811
+    sample = kd_sample(task)
+    kd = kd_model(task, inter_ctc_layers=[1]).eval()
+    plain = kd_model(task, inter_ctc_layers=[1], aed_layers=[]).eval()
+    plain.load_state_dict({k: v for k, v in kd.state_dict().items() if not k.startswith("aed_decoder.")})
+    loss_kd, _, log_kd = kd_criterion(task, aed_kd_weight=0.0, interctc_weight=0.3)(kd, sample)
+    loss_plain, _, _ = CtcKdCriterion(CtcKdCriterionConfig(interctc_weight=0.3, sentence_avg=False), task)(plain, sample)
+    assert torch.equal(loss_kd, loss_plain)
+    assert not any(key.startswith("aed_") for key in log_kd)
+
+
+def test_shared_decoder_gets_the_gradient_of_every_tap(task):  # noqa: F811
+    """Same tensors at every tap: the gradient with taps [2, 4] is the mean of the single-tap gradients."""
+    sample = kd_sample(task)
+    crit = kd_criterion(task, aed_kd_weight=1.0)
+    grads = {}
+    for taps in ([2], [4], [2, 4]):
+        model = kd_model(task, aed_layers=taps).train()
+        for m in model.modules():  # deterministic forward (no dropout) so the runs are comparable
+            m.eval() if isinstance(m, torch.nn.Dropout) else None
+        loss, _, _ = crit(model, sample)
+        loss.backward()
+        grads[tuple(taps)] = {n: p.grad.clone() for n, p in model.aed_decoder.named_parameters()}
+        assert all(g.abs().sum() > 0 for g in grads[tuple(taps)].values() if g.numel() > 1)
+    for name, g in grads[(2, 4)].items():
+        torch.testing.assert_close(g, (grads[(2,)][name] + grads[(4,)][name]) / 2, rtol=1e-4, atol=1e-6)
+    assert len(list(model.aed_decoder.parameters())) == len(grads[(2, 4)])  # one decoder, not one per tap
+
+
+@pytest.mark.parametrize("taps", [[0], [5], [2, 2]])
+def test_a_tap_that_does_not_exist_fails_at_build(task, taps):  # noqa: F811
+    with pytest.raises(ValueError, match="aed_layers"):
+        kd_model(task, aed_layers=taps)
+
+
+@pytest.mark.parametrize("name", ["aed_kd_weight", "kd_kl_weight", "interctc_weight"])
+def test_weights_outside_unit_interval_fail(task, name):  # noqa: F811
+    with pytest.raises(ValueError, match=name):
+        kd_criterion(task, **{name: -0.1})
+
+
+def test_kd_weight_without_sidecars_fails_at_start(task):  # noqa: F811
+    with pytest.raises(ValueError, match="kd_sidecar_dir"):
+        CtcKdCriterion(CtcKdCriterionConfig(aed_kd_weight=0.5, sentence_avg=False), task)
