@@ -10,12 +10,16 @@ Data directory (``task.data``), as for ``audio_finetuning``: ``{split}.tsv``, ``
 * ``features=fbank`` turns waveforms into log-mel filterbanks in the data-loader workers
   (:class:`~fairseq_kd.data.fbank_dataset.FbankFeatureDataset`), ``features=waveform`` keeps fairseq's
   raw-audio batches for wav2vec 2.0 models;
+* ``kd_sidecar_dir`` adds the masked-LM teacher's top-k targets (``sample["teacher"]``) from the sidecars of
+  ``scripts/extract_teacher_sidecar.py``, matched to the audio by manifest line and ``id``
+  (:mod:`fairseq_kd.data.teacher_sidecar`); :attr:`AudioKdTask.teacher_header` describes their teacher;
 * :meth:`AudioKdTask.build_generator` returns the CTC decoder that ``fairseq-generate`` drives, chosen by
   ``--ctc-decoder``: batched greedy (default), beam search without LM, or beam search with KenLM shallow
   fusion (see docs/decoding.md). Decoder options are read from the command line (``self.cfg`` and the
   generation config), never from the checkpoint's saved task config.
 """
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -26,6 +30,7 @@ from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetunin
 
 from ..data.fbank_dataset import FbankFeatureDataset
 from ..data.manifest import DataError, check_split
+from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
 from ..decoding.beam import CtcBeamDecoder
 from ..decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from ..decoding.greedy import CtcGreedyDecoder
@@ -55,6 +60,13 @@ class AudioKdConfig(AudioFinetuningConfig):
         "help": "SpecAugment: a time mask covers at most this fraction of the utterance"})
     check_audio_files: bool = field(default=True, metadata={
         "help": "open every audio header at load time (existence, sample rate, length; ~0.1 ms per file)"})
+    kd_sidecar_dir: Optional[str] = field(default=None, metadata={
+        "help": "directory of the teacher sidecars ({split}.kd.*, teacher.json) written by "
+                "scripts/extract_teacher_sidecar.py; batches then carry sample['teacher'] (top-k targets of the "
+                "attention decoder). Splits named train* must have a sidecar, others load without one if absent"})
+    kd_topk: Optional[int] = field(default=None, metadata={
+        "help": "teacher tokens per position used for distillation: the first kd_topk of the K stored, "
+                "renormalised to sum 1 (at most K; default all K)"})
     # decoding (fairseq-generate); the beam size, LM weight and n-best come from --beam, --lm-weight, --nbest
     ctc_decoder: CTC_DECODER_CHOICES = field(default="greedy", metadata={
         "help": "CTC decoder for fairseq-generate: 'greedy' (batched best path), 'beam' (flashlight lexicon-free "
@@ -109,6 +121,22 @@ class AudioKdTask(AudioFinetuningTask):
             raise DataError(f"{split}.tsv: longest utterance has {audio.sizes.max()} samples, more than "
                             f"task.max_sample_size={self.cfg.max_sample_size}; fairseq would crop it and misalign "
                             f"its transcript: raise task.max_sample_size or remove long utterances")
+        if task_cfg.kd_sidecar_dir:
+            self._attach_teacher(split, task_cfg, audio.skipped_indices)
+
+    def _attach_teacher(self, split, task_cfg, skipped_indices):
+        if not split.startswith("train") and not os.path.isfile(sidecar_path(task_cfg.kd_sidecar_dir, split, "json")):
+            logger.warning(f"{split}: no teacher sidecar in {task_cfg.kd_sidecar_dir}; its batches carry no teacher "
+                           f"targets")
+            return
+        self.datasets[split] = attach_teacher_sidecar(self.datasets[split], task_cfg.kd_sidecar_dir, self.cfg.data,
+                                                      split, skipped_indices, task_cfg.kd_topk)
+
+    @property
+    def teacher_header(self) -> Optional[dict]:
+        """``teacher.json`` of ``task.kd_sidecar_dir`` (``vocab_size``, ``vocab_sha256``, ``special_ids``,
+        ``topk``, ``temperature``, ``fingerprint``), or None without sidecars."""
+        return read_teacher_meta(self.cfg.kd_sidecar_dir) if self.cfg.kd_sidecar_dir else None
 
     @staticmethod
     def _specaugment(task_cfg):
