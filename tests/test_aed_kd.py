@@ -42,7 +42,10 @@ def kd_model(task, aed_layers=(2, 4), **overrides):  # noqa: F811
 
 def kd_criterion(task, **weights):  # noqa: F811
     task.cfg.kd_sidecar_dir = "teacher-sidecars"  # the criterion only checks that the task loads sidecars
-    return CtcKdCriterion(CtcKdCriterionConfig(sentence_avg=False, **weights), task)
+    try:
+        return CtcKdCriterion(CtcKdCriterionConfig(sentence_avg=False, **weights), task)
+    finally:
+        task.cfg.kd_sidecar_dir = None
 
 
 def kd_sample(task):  # noqa: F811

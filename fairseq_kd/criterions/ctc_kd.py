@@ -12,7 +12,7 @@ or sentences with ``optimization.sentence_avg``)::
     alpha = aed_kd_weight, w = interctc_weight, beta = kd_kl_weight.
 
 Without InterCTC layers ``L_ctc_all = CTC(final)``; with ``alpha = 0`` the decoder is not run and the loss
-is exactly the CTC + InterCTC loss. The KL at a target position j with teacher top-k ids ``i_1..i_k`` and
+is exactly the CTC + InterCTC loss. Validation batches of a split without teacher sidecar get ``L_ctc_all``. The KL at a target position j with teacher top-k ids ``i_1..i_k`` and
 renormalised probabilities ``p_1..p_k`` (sum 1) is ``sum_m p_m (log p_m - log q(i_m))``, where ``q`` is the
 decoder's softmax over the whole teacher vocabulary; the position after the last token (``[SEP]``, end of
 sentence) has the one-hot teacher distribution, so there KL = CE. Padded positions count nothing.
@@ -82,9 +82,12 @@ class CtcKdCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         alpha, w, beta = self.cfg.aed_kd_weight, self.cfg.interctc_weight, self.cfg.kd_kl_weight
         teacher = sample.get("teacher") if alpha > 0 else None
+        if alpha > 0 and teacher is None and model.training:
+            raise ValueError(f"criterion.aed_kd_weight={alpha} but this training batch has no teacher targets: its "
+                             f"split has no sidecar in task.kd_sidecar_dir")
         net_output = model(**sample["net_input"],
                            aed_prev_output_tokens=teacher["prev_output_tokens"] if teacher else None)
-        self._check_taps(net_output, sample)
+        self._check_taps(net_output)
 
         input_lengths = (~net_output["padding_mask"]).long().sum(-1)
         target_mask = (sample["target"] != self.dictionary.pad()) & (sample["target"] != self.dictionary.eos())
@@ -135,7 +138,7 @@ class CtcKdCriterion(FairseqCriterion):
         kl = (torch.xlogy(p, p) - p * lprobs.gather(-1, teacher["topk_ids"])).sum(-1)
         return kl[keep].sum(), ce[keep].sum()
 
-    def _check_taps(self, net_output, sample):
+    def _check_taps(self, net_output):
         if self._checked_taps:
             return
         self._checked_taps = True
@@ -145,9 +148,6 @@ class CtcKdCriterion(FairseqCriterion):
         if self.cfg.interctc_weight == 0 and net_output["inter_ctc_logits"]:
             logger.warning("model.inter_ctc_layers is set but criterion.interctc_weight=0: InterCTC is computed "
                            "and logged but does not train the model")
-        if self.cfg.aed_kd_weight > 0 and "teacher" not in sample:
-            raise ValueError("criterion.aed_kd_weight > 0 but the batch has no teacher targets: set "
-                             "task.kd_sidecar_dir")
 
     @torch.no_grad()
     def error_counts(self, lprobs, input_lengths, target, target_mask):
