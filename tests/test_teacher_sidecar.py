@@ -167,19 +167,34 @@ def test_missing_sidecars(extracted, corpus):
         load(corpus, "train", kd_sidecar_dir=empty)
 
 
-def test_a_changed_transcript_names_the_line(extracted, corpus, tmp_path):
-    out, _ = extracted
-    data = tmp_path / "data"  # a private copy of the data files; the audio stays shared
+def copy_with_transcript(corpus, data, line_no, transcript):
+    """A private copy of the data files (the audio stays shared) with line ``line_no`` of train.wrd replaced."""
     data.mkdir()
     for name in os.listdir(corpus):
         if os.path.isfile(os.path.join(corpus, name)):
             shutil.copy(os.path.join(corpus, name), data / name)
     lines = (data / "train.wrd").read_text().split("\n")
-    lines[2] = "A DIFFERENT SENTENCE"
+    lines[line_no - 1] = transcript
     (data / "train.wrd").write_text("\n".join(lines))
+    return data
+
+
+def test_a_changed_transcript_names_the_line_until_re_extracted(extracted, corpus, teacher, tmp_path):
+    out = shutil.copytree(extracted[0], tmp_path / "sidecars")
+    data = copy_with_transcript(corpus, tmp_path / "data", 3, "A DIFFERENT SENTENCE")
     with pytest.raises(DataError, match=r"train\.tsv/\.wrd line 3 is .*A DIFFERENT SENTENCE.* but .*train\.kd\.keys"
                                         r"\.txt:3 was extracted for .*re-extract"):
-        load(data, "train", kd_sidecar_dir=out)
+        load(data, "train", kd_sidecar_dir=str(out))
+    extract_split(teacher, teacher_meta(teacher, K, 1.0), str(data), "train", str(out), progress=False)
+    _, dataset = load(data, "train", kd_sidecar_dir=str(out))
+    assert dataset[2]["teacher"]["target"][:-1].tolist() == teacher.tokenize(["A DIFFERENT SENTENCE"])[0]
+
+
+def test_a_transcript_longer_than_the_teacher_reads_names_the_line(corpus, teacher, tmp_path):
+    data = copy_with_transcript(corpus, tmp_path / "data", 2, " ".join(["THE"] * 70))  # 64 positions at most
+    with pytest.raises(DataError, match=r"train\.wrd:2: 70 WordPieces, the teacher reads at most 62"):
+        extract_split(teacher, teacher_meta(teacher, K, 1.0), str(data), "train", str(tmp_path / "out"),
+                      progress=False)
 
 
 def test_interrupted_extraction_resumes_from_the_finished_chunks(corpus, teacher, extracted, tmp_path, monkeypatch):

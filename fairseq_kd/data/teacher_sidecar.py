@@ -41,7 +41,6 @@ of ``sample["id"]``)::
 """
 import hashlib
 import json
-import logging
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -49,10 +48,7 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset
 
-from ..io_utils import atomic_write
 from .manifest import DataError, check_split, read_manifest
-
-logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 TEACHER_FILE = "teacher.json"
@@ -88,16 +84,6 @@ def utterance_keys(data_dir: str, split: str) -> List[str]:
 
 def keys_checksum(keys: Sequence[str]) -> str:
     return hashlib.sha256("".join(k + "\n" for k in keys).encode("utf-8")).hexdigest()
-
-
-def save_npy(path: str, array: np.ndarray) -> None:
-    with atomic_write(path, "wb") as f:
-        np.save(f, array)
-
-
-def write_header(sidecar_dir: str, split: str, header: dict) -> None:
-    with atomic_write(sidecar_path(sidecar_dir, split, "json")) as f:
-        json.dump(header, f, indent=1)
 
 
 class TeacherSidecar:

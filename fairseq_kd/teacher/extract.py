@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.manifest import DataError
-from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, save_npy,
-                                    sidecar_path, utterance_keys, write_header)
+from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, sidecar_path,
+                                    utterance_keys)
 from ..io_utils import atomic_write
 from .masked_lm import MaskedLmTeacher, fingerprint
 
@@ -64,11 +64,15 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
     """Extract (or resume, or skip when up to date) the sidecar of ``split``; return its header."""
     keys = utterance_keys(data_dir, split)
     checksum = keys_checksum(keys)
-    header = _read_json(sidecar_path(out_dir, split, "json"))
+    header_path = sidecar_path(out_dir, split, "json")
+    header = _read_json(header_path)
     if header and header.get("format") == FORMAT_VERSION and header["teacher"] == meta \
             and header["keys_sha256"] == checksum:
         logger.info(f"{split}: sidecar up to date, skipped")
         return header
+    if header:  # stale: without its header a half-replaced sidecar can never be read
+        logger.info(f"{header_path}: extracted from other data or by another teacher, replacing it")
+        os.remove(header_path)
 
     parts_dir = sidecar_path(out_dir, split, "parts")
     params = {"teacher": meta, "keys_sha256": checksum, "chunk_size": chunk_size}
@@ -95,7 +99,8 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
     header["keys_sha256"] = checksum
     with atomic_write(sidecar_path(out_dir, split, "keys.txt")) as f:
         f.write("".join(key + "\n" for key in keys))
-    write_header(out_dir, split, header)
+    with atomic_write(header_path) as f:
+        json.dump(header, f, indent=1)
     shutil.rmtree(parts_dir)
     return header
 
@@ -122,7 +127,8 @@ def _merge_parts(parts, out_dir, split, meta) -> dict:
     lengths = np.concatenate([np.load(part)["lengths"] for part in parts])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     num_positions, k = int(offsets[-1]), meta["topk"]
-    save_npy(sidecar_path(out_dir, split, "offsets"), offsets)
+    with atomic_write(sidecar_path(out_dir, split, "offsets"), "wb") as f:
+        np.save(f, offsets)
     shapes = {"tokens": ((num_positions,), np.int32), "topk_ids": ((num_positions, k), np.int32),
               "topk_probs": ((num_positions, k), np.float16)}
     tmp = {name: sidecar_path(out_dir, split, name) + ".tmp" for name in shapes}

@@ -68,11 +68,9 @@ class MaskedLmTeacher:
     def masked_topk(self, sequences: List[List[int]], topk: int, temperature: float = 1.0,
                     batch_tokens: int = 16384) -> List[Tuple[np.ndarray, np.ndarray]]:
         """For each sequence ``t_1 .. t_n``: ``(ids int32 [n, topk], probs float32 [n, topk])``, the ``topk``
-        most probable ids of ``p_u`` (descending) and their probabilities, for ``u = 1 .. n``."""
-        too_long = [i for i, s in enumerate(sequences) if len(s) + 2 > self.max_length]
-        if too_long:
-            raise ValueError(f"sequence {too_long[0]} has {len(sequences[too_long[0]])} WordPieces; the teacher reads "
-                             f"at most {self.max_length - 2}")
+        most probable ids of ``p_u`` (descending) and their probabilities, for ``u = 1 .. n``. Every sequence
+        must fit the teacher: ``n + 2 <= max_length`` (extract_split checks it, naming the transcript line)."""
+        special = self.special_ids
         results = [(np.empty((len(s), topk), np.int32), np.empty((len(s), topk), np.float32)) for s in sequences]
         # one row per masked copy: (sequence, masked position), shortest sequences first
         rows = [(i, u) for i in sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -84,21 +82,20 @@ class MaskedLmTeacher:
                 end += 1
             batch = rows[start:end]
             width = len(sequences[batch[-1][0]]) + 2
-            ids = self.special_ids
-            input_ids = torch.full((len(batch), width), ids["pad"], dtype=torch.long)
+            input_ids = torch.full((len(batch), width), special["pad"], dtype=torch.long)
             for r, (i, u) in enumerate(batch):
-                input_ids[r, : len(sequences[i]) + 2] = torch.tensor([ids["cls"], *sequences[i], ids["sep"]])
+                input_ids[r, : len(sequences[i]) + 2] = torch.tensor([special["cls"], *sequences[i], special["sep"]])
             lengths = torch.tensor([len(sequences[i]) + 2 for i, _ in batch])
             attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
             positions = torch.tensor([u + 1 for _, u in batch])
             rows_index = torch.arange(len(batch))
-            input_ids[rows_index, positions] = ids["mask"]
+            input_ids[rows_index, positions] = special["mask"]
             hidden = self.model.bert(input_ids=input_ids.to(self.device),
                                      attention_mask=attention_mask.to(self.device)).last_hidden_state
-            logits = self.model.cls(hidden[rows_index, positions.to(self.device)]).float()
-            probs, ids = torch.softmax(logits / temperature, dim=-1).topk(topk, dim=-1)
-            probs, ids = probs.cpu().numpy(), ids.cpu().numpy()
+            logits = self.model.cls(hidden[rows_index.to(self.device), positions.to(self.device)]).float()
+            top_probs, top_ids = torch.softmax(logits / temperature, dim=-1).topk(topk, dim=-1)
+            top_probs, top_ids = top_probs.cpu().numpy(), top_ids.cpu().numpy()
             for r, (i, u) in enumerate(batch):
-                results[i][0][u], results[i][1][u] = ids[r], probs[r]
+                results[i][0][u], results[i][1][u] = top_ids[r], top_probs[r]
             start = end
         return results
