@@ -60,7 +60,7 @@ def _read_json(path: str):
 
 
 def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: str, out_dir: str,
-                  batch_tokens: int = 16384, chunk_size: int = 1000, progress: bool = True) -> dict:
+                  batch_tokens: int = 16384, chunk_size: int = 200, progress: bool = True) -> dict:
     """Extract (or resume, or skip when up to date) the sidecar of ``split``; return its header."""
     keys = utterance_keys(data_dir, split)
     checksum = keys_checksum(keys)
