@@ -1,0 +1,105 @@
+"""Offline decoding of a whole split for the LM-weight grid search and the decoding benchmark.
+
+The encoder runs once per batch (:func:`encode_split`); its CTC emissions are kept so that many decoders
+(greedy, beam + LM at several widths or weights) search exactly the same log-probabilities, and encoder
+time is measured apart from search time. Loading follows ``fairseq-generate``: the task is configured as on
+the command line (only ``data`` and ``labels`` set, so training-only inputs such as teacher sidecars are
+never needed) and the split is loaded with the checkpoint's saved task config.
+"""
+import copy
+import time
+from typing import List, NamedTuple, Optional, Sequence
+
+import editdistance
+import torch
+from fairseq import checkpoint_utils, tasks, utils
+from fairseq.data.data_utils import post_process
+from omegaconf import open_dict
+
+
+def load_for_decoding(checkpoint: str, data: Optional[str], subset: str, device: str):
+    """``(model, task)`` with ``subset`` loaded, the model in eval mode on ``device``."""
+    state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
+    saved_task = state["cfg"].task
+    data = data or saved_task.data
+    cfg = copy.deepcopy(state["cfg"])  # the other groups resolve the task's interpolations (common.tpu, ...)
+    with open_dict(cfg):
+        cfg.task = {"_name": saved_task._name, "data": data, "labels": saved_task.labels}
+    task = tasks.setup_task(cfg.task)
+    models, saved_cfg = checkpoint_utils.load_model_ensemble([checkpoint], arg_overrides={"data": data},
+                                                              task=task, state=state)
+    task.load_dataset(subset, task_cfg=saved_cfg.task)
+    model = models[0].to(device).eval()
+    return model, task
+
+
+class EncodedBatch(NamedTuple):
+    ids: List[int]              # dataset indices
+    log_probs: torch.Tensor     # B x T x V CTC log-probabilities (on the model's device)
+    lengths: torch.Tensor       # B valid frames
+    references: List[str]       # word transcripts
+    audio_seconds: float
+
+
+class EncodedSplit(NamedTuple):
+    batches: List[EncodedBatch]
+    encoder_seconds: float      # model.ctc_emissions over all batches, data loading excluded
+    audio_seconds: float
+    num_utterances: int
+
+
+def _synchronize(device: str):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def encode_split(model, task, subset: str, max_tokens: Optional[int], batch_size: Optional[int],
+                 device: str, post_process_symbol: str = "letter") -> EncodedSplit:
+    """Batch ``subset`` as fairseq-generate does, load every batch first, then time the encoder alone.
+
+    One untimed forward of the first batch warms up (allocator, kernel selection).
+    """
+    dataset = task.dataset(subset)
+    iterator = task.get_batch_iterator(dataset=dataset, max_tokens=max_tokens, max_sentences=batch_size,
+                                       max_positions=utils.resolve_max_positions(task.max_positions(),
+                                                                                 model.max_positions()),
+                                       ignore_invalid_inputs=False, required_batch_size_multiple=1,
+                                       ).next_epoch_itr(shuffle=False)
+    samples = [utils.move_to_cuda(s) if device.startswith("cuda") else s for s in iterator]
+    if samples:
+        model.ctc_emissions(**samples[0]["net_input"])
+    tgt_dict, sample_rate = task.target_dictionary, task.cfg.sample_rate
+    batches, encoder_seconds = [], 0.0
+    for sample in samples:
+        _synchronize(device)
+        start = time.perf_counter()
+        log_probs, lengths = model.ctc_emissions(**sample["net_input"])
+        _synchronize(device)
+        encoder_seconds += time.perf_counter() - start
+        ids = sample["id"].tolist()
+        references = [post_process(tgt_dict.string(utils.strip_pad(t, tgt_dict.pad()).int().cpu()),
+                                   post_process_symbol) for t in sample["target"]]
+        batches.append(EncodedBatch(ids, log_probs, lengths, references,
+                                    sum(dataset.sizes[i] for i in ids) / sample_rate))
+    return EncodedSplit(batches, encoder_seconds, sum(b.audio_seconds for b in batches),
+                        sum(len(b.ids) for b in batches))
+
+
+class WordErrors(NamedTuple):
+    errors: int
+    words: int
+
+    @property
+    def wer(self) -> float:
+        return 100.0 * self.errors / max(self.words, 1)
+
+
+def word_errors(hypotheses: Sequence[str], references: Sequence[str]) -> WordErrors:
+    """Word-level Levenshtein distance summed over utterances, as fairseq's ``wer`` scorer counts it."""
+    errors = sum(editdistance.eval(h.split(), r.split()) for h, r in zip(hypotheses, references))
+    return WordErrors(errors, sum(len(r.split()) for r in references))
+
+
+def hypothesis_text(tokens: torch.Tensor, tgt_dict, post_process_symbol: str = "letter") -> str:
+    return post_process(tgt_dict.string(tokens.int().cpu()), post_process_symbol)

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Decoding benchmark: batched greedy CTC vs CTC beam search + KenLM shallow fusion, one checkpoint, one split.
+
+  python scripts/benchmark_decoding.py --path /tmp/exp3/checkpoint_best.pt --data /tmp/synth2 --subset test \\
+      --kenlm-model /tmp/lm/web_4gram/lm.bin --lexicon /tmp/lm/web_4gram/lexicon.txt \\
+      --tuned /tmp/lm/web_4gram/tuned.json --beams 10 50 100 --threads 2
+
+What is timed. All batches are loaded first (audio reading and filterbanks are the same for every decoder and
+are excluded). The encoder (``model.ctc_emissions``: encoder + final CTC head, batched, --threads torch
+threads) runs once over the split after one untimed warm-up batch; every decoder then searches the same
+emissions. Greedy is batched tensor ops on the model's device (incl. copying the labels to the host);
+beam + LM runs flashlight's C++ lexicon decoder utterance by utterance on the CPU (one thread: the binding
+holds the GIL), incl. the device->host copy of the emissions. ``total = encoder + search``; RTF = total /
+audio duration; "x greedy" = total / greedy total (the speed ratio); "search x" = search / greedy search.
+With --repeats N each search is run N times and the fastest run is reported (the encoder likewise), which
+damps the noise of a shared machine.
+
+--device cuda runs the encoder and greedy search on the GPU when one exists. Use the lm_weight/word_score
+tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the split benchmarked here.
+"""
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
+from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding, word_errors
+from fairseq_kd.decoding.greedy import ctc_greedy_search
+from fairseq_kd.io_utils import atomic_write
+
+
+def time_search(search, encoded, tgt_dict, device, repeats):
+    """Fastest of ``repeats`` runs of ``search(batch) -> list of token tensors`` over all batches, and the WER."""
+    best, hypotheses = float("inf"), None
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        tokens = [search(batch) for batch in encoded.batches]
+        best = min(best, time.perf_counter() - start)
+        hypotheses = tokens
+    texts = [hypothesis_text(t, tgt_dict) for batch_tokens in hypotheses for t in batch_tokens]
+    references = [r for batch in encoded.batches for r in batch.references]
+    return best, word_errors(texts, references)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--path", required=True, help="model checkpoint")
+    parser.add_argument("--data", help="data directory (default: the checkpoint's task.data)")
+    parser.add_argument("--subset", default="test")
+    parser.add_argument("--kenlm-model", required=True)
+    parser.add_argument("--lexicon", required=True)
+    parser.add_argument("--tuned", help="JSON from scripts/tune_lm_weights.py (lm_weight, word_score)")
+    parser.add_argument("--lm-weight", type=float, help="overrides --tuned")
+    parser.add_argument("--word-score", type=float, help="overrides --tuned")
+    parser.add_argument("--beams", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--beam-threshold", type=float, default=25.0)
+    parser.add_argument("--max-tokens", type=int, default=1_000_000, help="audio samples per batch")
+    parser.add_argument("--batch-size", type=int, help="utterances per batch (at most)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=1, help="report the fastest of this many runs")
+    parser.add_argument("--json", help="also write the table here (atomically)")
+    args = parser.parse_args()
+
+    tuned = {}
+    if args.tuned:
+        with open(args.tuned, encoding="utf-8") as f:
+            tuned = json.load(f)
+        if tuned.get("subset") == args.subset:
+            parser.error(f"{args.tuned} was tuned on '{args.subset}', the split benchmarked here")
+    lm_weight = args.lm_weight if args.lm_weight is not None else tuned.get("lm_weight")
+    word_score = args.word_score if args.word_score is not None else tuned.get("word_score")
+    if lm_weight is None or word_score is None:
+        parser.error("give --tuned or both --lm-weight and --word-score")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no GPU visible to torch")
+    torch.set_num_threads(args.threads)
+
+    model, task = load_for_decoding(args.path, args.data, args.subset, args.device)
+    tgt_dict = task.target_dictionary
+    blank = tgt_dict.index(task.blank_symbol)
+    resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
+    runs = [encode_split(model, task, args.subset, args.max_tokens, args.batch_size, args.device)
+            for _ in range(args.repeats)]
+    encoded = runs[0]
+    encoder_seconds = min(run.encoder_seconds for run in runs)
+    batch_size = encoded.num_utterances / len(encoded.batches)
+
+    def greedy(batch):
+        return [t.cpu() for t in ctc_greedy_search(batch.log_probs, batch.lengths, blank).tokens]
+
+    rows = []
+    seconds, errors = time_search(greedy, encoded, tgt_dict, args.device, args.repeats)
+    rows.append({"decoder": "greedy", "beam": 1, "search_threads": args.threads, "search_seconds": seconds,
+                 "errors": errors})
+    for beam in args.beams:
+        decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
+                                   word_score=word_score, beam_threshold=args.beam_threshold)
+        seconds, errors = time_search(lambda b: [h[0]["tokens"] for h in decoder.decode(b.log_probs, b.lengths)],
+                                      encoded, tgt_dict, args.device, args.repeats)
+        rows.append({"decoder": "beam_lm", "beam": beam, "search_threads": 1, "search_seconds": seconds,
+                     "errors": errors})
+
+    greedy_total = encoder_seconds + rows[0]["search_seconds"]
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
+    print(f"\n{args.subset}: {encoded.num_utterances} utterances, {encoded.audio_seconds:.1f} s audio, "
+          f"{errors.words} words; {len(encoded.batches)} batches (mean {batch_size:.1f} utterances, max_tokens "
+          f"{args.max_tokens}, batch_size {args.batch_size}); device {device}; torch threads {args.threads}; "
+          f"LM {args.kenlm_model} lm_weight {lm_weight} word_score {word_score}; fastest of {args.repeats}; "
+          f"load {os.getloadavg()[0]:.2f}")
+    header = (f"{'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} {'RTF':>7} "
+              f"{'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18}")
+    print(header)
+    table = []
+    for row in rows:
+        total = encoder_seconds + row["search_seconds"]
+        entry = {"decoder": row["decoder"], "beam": row["beam"], "wer": round(row["errors"].wer, 2),
+                 "encoder_seconds": round(encoder_seconds, 3), "search_seconds": round(row["search_seconds"], 3),
+                 "total_seconds": round(total, 3), "rtf": round(total / encoded.audio_seconds, 5),
+                 "speed_ratio_vs_greedy": round(total / greedy_total, 2),
+                 "search_ratio_vs_greedy": round(row["search_seconds"] / rows[0]["search_seconds"], 1),
+                 "mean_batch_utterances": round(batch_size, 1),
+                 "encoder_threads": args.threads, "search_threads": row["search_threads"]}
+        table.append(entry)
+        print(f"{entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} {encoder_seconds:>9.2f} "
+              f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} {entry['speed_ratio_vs_greedy']:>8.2f} "
+              f"{entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} {args.threads:>9}/{row['search_threads']}")
+    if args.json:
+        with atomic_write(args.json) as f:
+            json.dump({"subset": args.subset, "checkpoint": os.path.abspath(args.path), "device": device,
+                       "audio_seconds": encoded.audio_seconds, "utterances": encoded.num_utterances,
+                       "lm_weight": lm_weight, "word_score": word_score, "load_average": os.getloadavg(),
+                       "rows": table}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""fairseq-generate with --ctc-decoder beam / beam_lm on generated audio, and the LM tuning / benchmark scripts."""
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from conftest import ROOT, SENTENCES, USER_DIR, run
+from test_cli import hydra_train
+
+SCRIPTS = os.path.join(ROOT, "scripts")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(corpus, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("beam_model")
+    hydra_train("xs_ctc", corpus, save_dir, 3)
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="module")
+def corpus_lm(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus_lm")
+    run([sys.executable, os.path.join(SCRIPTS, "build_lm.py"), "--text", SENTENCES, "--dict",
+         os.path.join(corpus, "dict.ltr.txt"), "--exclude", os.path.join(corpus, "valid.wrd"),
+         os.path.join(corpus, "test.wrd"), "--order", "3", "--memory", "64M", "--out-dir", str(out)])
+    return str(out)
+
+
+def generate(corpus, checkpoint, results, *decoder_args, check=True):
+    proc = run(["fairseq-generate", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
+                "--gen-subset", "test", "--results-path", str(results), "--scoring", "wer", "--post-process",
+                "letter", "--max-tokens", "320000", "--cpu", *decoder_args], check=check)
+    path = os.path.join(results, "generate-test.txt")
+    return proc, open(path).read() if os.path.exists(path) else ""
+
+
+def hypotheses(out):
+    return dict(re.findall(r"^H-(\d+)\t\S+\t(.*)$", out, flags=re.M))
+
+
+def test_beam_lm_decodes_every_utterance(corpus, checkpoint, corpus_lm, tmp_path):
+    proc, out = generate(corpus, checkpoint, tmp_path, "--ctc-decoder", "beam_lm", "--beam", "8",
+                         "--kenlm-model", os.path.join(corpus_lm, "lm.bin"),
+                         "--lexicon", os.path.join(corpus_lm, "lexicon.txt"), "--lm-weight", "1.0",
+                         "--word-score", "0.5")
+    assert re.search(r"CTC beam search \+ KenLM .*lm.bin .*beam 8, lm_weight 1.0, word_score 0.5", proc.stdout)
+    assert sorted(int(i) for i in hypotheses(out)) == list(range(13))  # 13: not a multiple of 8
+    assert re.search(r"^Generate test with beam=8: WER: [\d.]+$", out, flags=re.M)
+    with open(os.path.join(corpus_lm, "lexicon.txt")) as f:
+        lexicon = {line.split()[0] for line in f}
+    assert all(word in lexicon for text in hypotheses(out).values() for word in text.replace(" ", "").split("|")
+               if word)
+
+
+def test_beam_size_one_without_lm_matches_greedy_end_to_end(corpus, checkpoint, tmp_path):
+    _, greedy = generate(corpus, checkpoint, tmp_path / "greedy")
+    _, beam = generate(corpus, checkpoint, tmp_path / "beam", "--ctc-decoder", "beam", "--beam", "1")
+    assert len(hypotheses(greedy)) == 13 and hypotheses(beam) == hypotheses(greedy)
+
+
+def test_corrupt_lm_fails_before_decoding_with_the_file_and_the_fix(corpus, checkpoint, corpus_lm, tmp_path):
+    bad = tmp_path / "lm.bin"
+    bad.write_bytes(b"\x00garbage\n" * 100)
+    proc, _ = generate(corpus, checkpoint, tmp_path, "--ctc-decoder", "beam_lm", "--kenlm-model", str(bad),
+                       "--lexicon", os.path.join(corpus_lm, "lexicon.txt"), check=False)
+    assert proc.returncode != 0
+    assert f"DataError: {bad} is not a KenLM model" in proc.stdout and "scripts/build_lm.py" in proc.stdout
+
+
+def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
+    lm = ["--kenlm-model", os.path.join(corpus_lm, "lm.bin"), "--lexicon", os.path.join(corpus_lm, "lexicon.txt")]
+    tuned = tmp_path / "tuned.json"
+    proc = run([sys.executable, os.path.join(SCRIPTS, "tune_lm_weights.py"), "--path", checkpoint, "--data", corpus,
+                "--subset", "valid", *lm, "--beam", "4", "--lm-weights", "0", "1", "--word-scores", "0", "2",
+                "--out", str(tuned)])
+    result = json.loads(tuned.read_text())
+    assert len(result["grid"]) == 4 and result["subset"] == "valid"
+    assert result["wer"] == min(row["wer"] for row in result["grid"]) and "<- best" in proc.stdout
+
+    table = tmp_path / "bench.json"
+    proc = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
+                corpus, "--subset", "test", *lm, "--tuned", str(tuned), "--beams", "2", "4", "--threads", "1",
+                "--batch-size", "5", "--json", str(table)])
+    bench = json.loads(table.read_text())
+    assert bench["utterances"] == 13 and [(r["decoder"], r["beam"]) for r in bench["rows"]] == \
+        [("greedy", 1), ("beam_lm", 2), ("beam_lm", 4)]
+    assert all(r["total_seconds"] == pytest.approx(r["encoder_seconds"] + r["search_seconds"], abs=2e-3)
+               for r in bench["rows"])
+    assert bench["rows"][0]["speed_ratio_vs_greedy"] == 1.0 and bench["rows"][0]["mean_batch_utterances"] > 1
+    assert re.search(r"^greedy +1 ", proc.stdout, flags=re.M) and re.search(r"^beam_lm +4 ", proc.stdout, flags=re.M)
+
+    refused = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
+                   corpus, "--subset", "valid", *lm, "--tuned", str(tuned)], check=False)
+    assert refused.returncode != 0 and "was tuned on 'valid'" in refused.stdout
