@@ -4,16 +4,26 @@ import os
 import tempfile
 
 
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it: POSIX has no read-only call)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8"):
     """Write ``path`` through a temporary file in the same directory, renamed into place on success.
 
-    A crash or an exception leaves either the previous file or no file, never a half-written one.
+    A crash or an exception leaves either the previous file or no file, never a half-written one. The file
+    gets the permissions ``open()`` would give a new file (``0o666`` minus the umask), not the private
+    ``0o600`` of :func:`tempfile.mkstemp`.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
