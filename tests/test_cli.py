@@ -65,3 +65,23 @@ def test_fairseq_train_with_arch_and_interctc_flags(corpus, tmp_path):
                 "--log-format", "simple", "--no-epoch-checkpoints"])
     assert re.search(r"ctc_loss=.*interctc_loss_l1=", proc.stdout)
     assert "encoder_layers': 2" in proc.stdout or "encoder_layers=2" in proc.stdout
+
+
+def test_checkpoint_config_is_resolved_and_a_different_dictionary_is_refused(corpus, interctc_run, tmp_path):
+    import shutil
+
+    import fairseq_kd  # noqa: F401  (sets up torch.load for fairseq checkpoints)
+    from fairseq import checkpoint_utils
+
+    save_dir, _ = interctc_run
+    cfg = checkpoint_utils.load_checkpoint_to_cpu(os.path.join(save_dir, "checkpoint_last.pt"))["cfg"]
+    assert cfg.model.encoder_layers == 3 and cfg.model.encoder_attention_heads == 4  # arch preset resolved
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data, ignore=shutil.ignore_patterns("audio"))
+    lines = (data / "dict.ltr.txt").read_text().splitlines()
+    (data / "dict.ltr.txt").write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # same symbols, other order
+    proc = run(["fairseq-generate", str(data), "--user-dir", USER_DIR, "--task", "audio_kd", "--path",
+                os.path.join(save_dir, "checkpoint_last.pt"), "--gen-subset", "test", "--max-tokens", "320000",
+                "--cpu"], check=False)
+    assert proc.returncode != 0 and "is not the dictionary this checkpoint was trained with" in proc.stdout
+    assert "same symbols in another order" in proc.stdout

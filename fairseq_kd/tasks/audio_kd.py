@@ -27,6 +27,7 @@ from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransfo
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+from omegaconf import OmegaConf, open_dict
 
 from ..data.fbank_dataset import FbankFeatureDataset
 from ..data.manifest import DataError, check_split
@@ -121,16 +122,51 @@ class AudioKdTask(AudioFinetuningTask):
             raise DataError(f"{split}.tsv: longest utterance has {audio.sizes.max()} samples, more than "
                             f"task.max_sample_size={self.cfg.max_sample_size}; fairseq would crop it and misalign "
                             f"its transcript: raise task.max_sample_size or remove long utterances")
-        if task_cfg.kd_sidecar_dir:
-            self._attach_teacher(split, task_cfg, audio.skipped_indices)
+        if self.cfg.kd_sidecar_dir:
+            self._attach_teacher(split, audio.skipped_indices)
 
-    def _attach_teacher(self, split, task_cfg, skipped_indices):
-        if not split.startswith("train") and not os.path.isfile(sidecar_path(task_cfg.kd_sidecar_dir, split, "json")):
-            logger.warning(f"{split}: no teacher sidecar in {task_cfg.kd_sidecar_dir}; its batches carry no teacher "
-                           f"targets")
+    def _attach_teacher(self, split, skipped_indices):
+        """Teacher targets from ``self.cfg`` (the command line / training config), never from the ``task_cfg``
+        of a checkpoint: ``fairseq-generate`` passes the training run's task config, and decoding needs no
+        teacher."""
+        sidecar_dir = self.cfg.kd_sidecar_dir
+        if not split.startswith("train") and not os.path.isfile(sidecar_path(sidecar_dir, split, "json")):
+            logger.warning(f"{split}: no teacher sidecar in {sidecar_dir}; its batches carry no teacher targets")
             return
-        self.datasets[split] = attach_teacher_sidecar(self.datasets[split], task_cfg.kd_sidecar_dir, self.cfg.data,
-                                                      split, skipped_indices, task_cfg.kd_topk)
+        self.datasets[split] = attach_teacher_sidecar(self.datasets[split], sidecar_dir, self.cfg.data, split,
+                                                      skipped_indices, self.cfg.kd_topk)
+
+    def build_model(self, model_cfg, from_checkpoint=False):
+        """fairseq's ``build_model``, then the values the model resolved while building (architecture sizes,
+        teacher vocabulary, dictionary fingerprint) are written back into ``model_cfg``: that is the config
+        fairseq saves in checkpoints, and ``fairseq-generate`` must rebuild exactly the trained model."""
+        model = super().build_model(model_cfg, from_checkpoint)
+        resolved = getattr(model, "cfg", None)
+        if OmegaConf.is_config(resolved) and OmegaConf.is_config(model_cfg) and resolved is not model_cfg:
+            with open_dict(model_cfg):
+                for key in resolved:
+                    if key != "_name" and model_cfg.get(key) != resolved[key]:
+                        model_cfg[key] = resolved[key]
+        return model
+
+    def load_state_dict(self, state_dict):
+        """Restore the task state saved in a checkpoint (its label dictionary), refusing a different one.
+
+        fairseq replaces the dictionary read from ``task.data`` by the checkpoint's, but ``fairseq-generate``
+        has already taken the data directory's copy to print hypotheses and score WER: a dictionary rebuilt
+        from other transcripts (another symbol order) would silently turn every label into another letter.
+        """
+        saved = state_dict.get("target_dictionary")
+        if saved is not None and self.cfg.labels:
+            local = self.load_target_dictionary()
+            if local.symbols != saved.symbols:
+                raise DataError(
+                    f"{os.path.join(self.cfg.target_dictionary or self.cfg.data, f'dict.{self.cfg.labels}.txt')} is "
+                    f"not the dictionary this checkpoint was trained with ({len(local)} vs {len(saved)} symbols"
+                    f"{', same symbols in another order' if set(local.symbols) == set(saved.symbols) else ''}); "
+                    f"decode with the training data directory's dict.{self.cfg.labels}.txt (or "
+                    f"--target-dictionary DIR)")
+        super().load_state_dict(state_dict)
 
     @property
     def teacher_header(self) -> Optional[dict]:

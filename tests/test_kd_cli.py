@@ -1,0 +1,94 @@
+"""Every variant config trains through the real fairseq-hydra-train with a tiny teacher's sidecars, KD
+checkpoints decode with fairseq-generate (greedy CTC), and the exported inference checkpoint decodes the same."""
+import os
+import re
+import sys
+
+import pytest
+
+from conftest import ROOT, USER_DIR, run
+from test_teacher_sidecar import read_lines, save_tiny_bert
+
+CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
+TINY = ["model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64", "model.depthwise_conv_kernel_size=5",
+        "model.aed_decoder_layers=1", "model.aed_decoder_embed_dim=32", "model.aed_decoder_ffn_embed_dim=64",
+        "model.aed_decoder_attention_heads=2"]
+ON_CPU = ["common.fp16=false", "common.cpu=true", "common.log_format=simple", "dataset.valid_subset=valid",
+          "dataset.num_workers=0", "dataset.max_tokens=320000", "optimization.update_freq=[1]"]
+VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
+            "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd"]
+
+
+@pytest.fixture(scope="module")
+def sidecars(corpus, tmp_path_factory):
+    texts = [line for split in ("train", "valid", "test") for line in read_lines(os.path.join(corpus, f"{split}.wrd"))]
+    teacher = save_tiny_bert(tmp_path_factory.mktemp("teacher"), texts)
+    out = str(tmp_path_factory.mktemp("sidecars"))
+    run([sys.executable, os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py"), "--teacher", teacher,
+         "--data", corpus, "--splits", "train", "valid", "--out", out, "--topk", "10"])
+    return out
+
+
+def train(config, corpus, sidecars, save_dir, *overrides):
+    return run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", config, f"task.data={corpus}",
+                f"task.kd_sidecar_dir={sidecars}", f"common.user_dir={USER_DIR}", f"checkpoint.save_dir={save_dir}",
+                "optimization.max_update=2", "common.log_interval=1", *ON_CPU, *TINY, *overrides]).stdout
+
+
+def decode(corpus, checkpoint, results):
+    run(["fairseq-generate", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
+         "--gen-subset", "test", "--results-path", results, "--scoring", "wer", "--post-process", "letter",
+         "--max-tokens", "320000", "--cpu"])
+    with open(os.path.join(results, "generate-test.txt")) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("config", VARIANTS)
+def test_variant_trains_and_logs_its_terms(config, corpus, sidecars, tmp_path):
+    log = train(config, corpus, sidecars, tmp_path / "ckpt", "model.encoder_layers=12" if config.startswith("100h")
+                else "model.encoder_layers=6")
+    step = re.findall(r"train_inner.*num_updates=2.*", log)
+    assert step, log[-3000:]
+    has_aed, has_inter = "aedkd" in config, "interctc" in config
+    taps = {"xs": {"aedkd": [6], "interaedkd": [3, 6]}, "100h": {"aedkd": [12], "interaedkd": [6, 12]}}
+    size, _, variant = config.partition("_")
+    expected = taps[size]["aedkd" if variant == "aedkd" else "interaedkd"] if has_aed else []
+    assert sorted(int(l) for l in re.findall(r"aed_kl_loss_l(\d+)=", step[0])) == expected
+    assert ("interctc_loss_l" in step[0]) == has_inter
+    valid = re.findall(r"valid on 'valid' subset .*", log)[-1]
+    assert ("aed_kl_loss" in valid) == has_aed and "| wer " in valid
+
+
+@pytest.fixture(scope="module")
+def kd_checkpoint(corpus, sidecars, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("kd")
+    train("xs_interctc_interaedkd", corpus, sidecars, save_dir, "model.encoder_layers=6")
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def test_kd_checkpoint_decodes_with_greedy_ctc_without_sidecars(corpus, kd_checkpoint, tmp_path):
+    out = decode(corpus, kd_checkpoint, str(tmp_path))
+    assert sorted(int(i) for i in re.findall(r"^H-(\d+)\t", out, flags=re.M)) == list(range(13))
+
+
+def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpoint, tmp_path):
+    exported = str(tmp_path / "model_ctc.pt")
+    out = run([sys.executable, os.path.join(ROOT, "scripts", "export_ctc_model.py"), kd_checkpoint, exported]).stdout
+    assert "removed the attention decoder" in out
+    assert os.path.getsize(exported) < os.path.getsize(kd_checkpoint) / 2
+    before = decode(corpus, kd_checkpoint, str(tmp_path / "before"))
+    after = decode(corpus, exported, str(tmp_path / "after"))
+    hyps = lambda text: sorted(re.findall(r"^H-.*$", text, flags=re.M))  # noqa: E731
+    assert hyps(before) == hyps(after) and len(hyps(after)) == 13
+    import torch
+
+    import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+    state = torch.load(exported)
+    assert not any(k.startswith("aed_decoder.") for k in state["model"]) and state["cfg"].model.aed_layers == []
+
+
+def test_kd_weight_without_sidecar_dir_fails_before_training(corpus, tmp_path):
+    proc = run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", "xs_interaedkd",
+                f"task.data={corpus}", "task.kd_sidecar_dir=null", f"common.user_dir={USER_DIR}",
+                f"checkpoint.save_dir={tmp_path}", *ON_CPU, *TINY], check=False)
+    assert proc.returncode != 0 and "kd_sidecar_dir" in proc.stdout and "num_updates=1" not in proc.stdout
