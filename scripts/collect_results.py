@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Collect the recipe's decoding results into a table (markdown + CSV) and a plot of WER vs decoding time.
+
+Reads, under --exp, every ``<system>/seed<N>/decode/<method>/<subset>/`` directory written by
+examples/kd/run.sh: ``generate-<subset>.txt`` (fairseq-generate's T-/D- lines) and ``generate.log`` (its
+"Translated N sentences ... in X s" line). Per decoding it computes with jiwer the WER and the
+substitutions / deletions / insertions against the references, the decoding time (fairseq-generate's
+generation timer: model forward + search, without data loading), the real-time factor (time / audio
+duration of the subset, from ``<data>/<subset>.tsv``) and the parameters used at inference (the checkpoint
+without the training-only attention decoder).
+
+Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
+seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset).
+
+  python scripts/collect_results.py --exp exp/cpu --data data/cpu/corpus --out exp/cpu/results
+"""
+import argparse
+import csv
+import glob
+import io
+import os
+import re
+import statistics
+from collections import defaultdict
+
+import jiwer
+import torch
+
+import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+from fairseq_kd.data.manifest import read_manifest
+from fairseq_kd.io_utils import atomic_write
+
+TIMER = re.compile(r"Translated ([\d,]+) sentences .* in ([\d.]+)s")
+
+
+def read_generate(path):
+    """(references, hypotheses) in utterance-id order from fairseq-generate's T-/D- lines."""
+    refs, hyps = {}, {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("T-"):
+                key, _, text = line.rstrip("\n").partition("\t")
+                refs[int(key[2:])] = text
+            elif line.startswith("D-"):
+                key, _, rest = line.rstrip("\n").partition("\t")
+                hyps[int(key[2:])] = rest.partition("\t")[2]
+    if refs.keys() != hyps.keys():
+        raise SystemExit(f"{path}: references and hypotheses differ in utterances")
+    ids = sorted(refs)
+    return [refs[i] for i in ids], [hyps[i] for i in ids]
+
+
+def audio_seconds(data, subset, sample_rate=16000):
+    _, entries = read_manifest(os.path.join(data, f"{subset}.tsv"))
+    return sum(n for _, n, _ in entries) / sample_rate, len(entries)
+
+
+def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
+    if checkpoint not in cache:
+        state = torch.load(checkpoint, map_location="cpu")
+        cache[checkpoint] = sum(v.numel() for k, v in state["model"].items()
+                                if not k.startswith("aed_decoder.") and v.is_floating_point())
+    return cache[checkpoint]
+
+
+def collect(exp, data):
+    rows = []
+    for decode_dir in sorted(glob.glob(os.path.join(exp, "*", "seed*", "decode", "*", "*"))):
+        method_dir, subset = os.path.split(decode_dir)
+        seed_dir, method = os.path.dirname(os.path.dirname(method_dir)), os.path.basename(method_dir)
+        system = os.path.basename(os.path.dirname(seed_dir))
+        generate = os.path.join(decode_dir, f"generate-{subset}.txt")
+        log = os.path.join(decode_dir, "generate.log")
+        if not (os.path.isfile(generate) and os.path.isfile(log)):
+            continue
+        refs, hyps = read_generate(generate)
+        seconds, n_utts = audio_seconds(data, subset)
+        if len(refs) != n_utts:
+            raise SystemExit(f"{generate}: {len(refs)} utterances decoded, {subset}.tsv has {n_utts}")
+        with open(log, encoding="utf-8") as f:
+            timer = TIMER.findall(f.read())
+        if not timer:
+            raise SystemExit(f"{log}: no 'Translated ... in X s' line: did fairseq-generate finish?")
+        decode_time = float(timer[-1][1])
+        measures = jiwer.process_words(refs, hyps)
+        n_words = measures.hits + measures.substitutions + measures.deletions
+        rows.append({
+            "system": system, "seed": int(os.path.basename(seed_dir)[4:]), "method": method,
+            "subset": subset, "utterances": len(refs), "words": n_words,
+            "wer": 100.0 * measures.wer, "sub": measures.substitutions, "del": measures.deletions,
+            "ins": measures.insertions, "decode_s": decode_time, "audio_s": round(seconds, 2),
+            "rtf": decode_time / seconds,
+            "params_inference": inference_parameters(os.path.join(seed_dir, "checkpoint_best.pt")),
+        })
+    if not rows:
+        raise SystemExit(f"no decoding results under {exp}/*/seed*/decode/*/*")
+    return rows
+
+
+def spread(values, fmt="{:.1f}"):
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
+
+
+def write_outputs(rows, out, systems_order, main_subset):
+    os.makedirs(out, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(os.path.join(out, "results.csv")) as f:
+        f.write(buffer.getvalue())
+
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["system"], r["method"])].append(r)
+    subsets = sorted({r["subset"] for r in rows}, key=lambda s: (s != main_subset, s))
+    order = {s: i for i, s in enumerate(systems_order)}
+    keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), k[1] != "greedy", k[1]))
+    lines = ["| system | decoding | seeds | " + " | ".join(f"WER {s} (S/D/I)" for s in subsets)
+             + f" | decode time {main_subset} (s) | RTF | params at inference |",
+             "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|"]
+    points = []
+    for key in keys:
+        group = groups[key]
+        cells = []
+        for subset in subsets:
+            sub = [r for r in group if r["subset"] == subset]
+            if not sub:
+                cells.append("")
+                continue
+            sdi = "/".join(str(round(statistics.mean(r[k] for r in sub))) for k in ("sub", "del", "ins"))
+            cells.append(f"{spread([r['wer'] for r in sub])} ({sdi})")
+        main = [r for r in group if r["subset"] == main_subset]
+        seeds = sorted({r["seed"] for r in group})
+        time_cell = spread([r["decode_s"] for r in main], "{:.2f}") if main else ""
+        rtf_cell = spread([r["rtf"] for r in main], "{:.4f}") if main else ""
+        lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
+                     + f" | {time_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
+        if main:
+            points.append((f"{key[0]} ({key[1]})", statistics.mean(r["decode_s"] for r in main),
+                           statistics.mean(r["wer"] for r in main)))
+    with atomic_write(os.path.join(out, "results.md")) as f:
+        f.write("\n".join(lines) + "\n")
+    plot(points, os.path.join(out, "wer_vs_time.png"), main_subset)
+    return "\n".join(lines)
+
+
+def plot(points, path, subset):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, seconds, wer in points:
+        ax.scatter(seconds, wer, s=40, marker="s" if "beam" in label else "o")
+        ax.annotate(label, (seconds, wer), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"decoding time on {subset} (s, log scale)")
+    ax.set_ylabel(f"WER on {subset} (%)")
+    ax.set_title("Greedy CTC (circles) vs CTC beam search + n-gram LM (squares)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", required=True, help="experiment root with <system>/seed<N>/decode/<method>/<subset>")
+    parser.add_argument("--data", required=True, help="data directory with the decoded subsets' manifests")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--systems", default="xs_ctc,xs_interctc,xs_aedkd,xs_interaedkd,xs_interctc_interaedkd",
+                        help="row order of the table")
+    parser.add_argument("--main-subset", default="test", help="subset of the timing columns and the plot")
+    args = parser.parse_args()
+    print(write_outputs(collect(args.exp, args.data), args.out, args.systems.split(","), args.main_subset))
+
+
+if __name__ == "__main__":
+    main()
