@@ -127,8 +127,9 @@ def main():
                  "encoder_threads": args.threads, "search_threads": row["search_threads"]}
         table.append(entry)
         print(f"{entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} {encoder_seconds:>9.2f} "
-              f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} {entry['speed_ratio_vs_greedy']:>8.2f} "
-              f"{entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} {args.threads:>9}/{row['search_threads']}")
+              f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} "
+              f"{entry['speed_ratio_vs_greedy']:>8.2f} {entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} "
+              f"{args.threads:>9}/{row['search_threads']}")
     if args.json:
         with atomic_write(args.json) as f:
             json.dump({"subset": args.subset, "checkpoint": os.path.abspath(args.path), "device": device,

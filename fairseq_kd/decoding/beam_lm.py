@@ -70,7 +70,8 @@ class KenLmLexicon:
         if len(unknown) > max_unknown_fraction * len(lexicon):
             case_hint = ""
             sample = unknown[:100]
-            if sum(word.lower() in lm_vocabulary or word.upper() in lm_vocabulary for word in sample) > len(sample) / 2:
+            other_case = sum(word.lower() in lm_vocabulary or word.upper() in lm_vocabulary for word in sample)
+            if other_case > len(sample) / 2:
                 case_hint = " (they are in the LM in another letter case: normalise both with the same text rules)"
             raise DataError(f"{len(unknown)} of the {len(lexicon)} words of lexicon {lexicon_path} are not in the "
                             f"vocabulary of LM {kenlm_path}{case_hint}, e.g. {unknown[:5]}: the LM was built for "
@@ -101,8 +102,10 @@ def _open_kenlm(path: str):
     """Open ``path`` with the kenlm module (a readable-file check and its vocabulary); DataError otherwise."""
     if not os.path.isfile(path):
         raise DataError(f"KenLM model {path} not found: {BUILD_HINT}")
+    config = kenlm.Config()
+    config.load_method = kenlm.LoadMethod.LAZY  # a binary LM is memory-mapped, not read, for this check
     try:
-        return kenlm.Model(path)
+        return kenlm.Model(path, config)
     except OSError as error:
         raise DataError(f"{path} is not a KenLM model that KenLM can read (ARPA text or build_binary output; "
                         f"a fairseq checkpoint is not one): {error}. {BUILD_HINT}") from None
