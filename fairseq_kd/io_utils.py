@@ -4,7 +4,7 @@ import os
 import tempfile
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """The process umask (read by setting and restoring it: POSIX has no read-only call)."""
     umask = os.umask(0o022)
     os.umask(umask)
@@ -23,7 +23,7 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8"):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_current_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
