@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
 from conftest import ROOT, run
+from tiny_bert import corpus_teacher, save_tiny_bert
 from fairseq_kd.data.manifest import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
@@ -26,29 +26,9 @@ def read_lines(path):
         return f.read().split("\n")[:-1]
 
 
-def save_tiny_bert(out_dir, texts, with_mlm_head=True):
-    """A 2-layer BERT (hidden 32) with a WordPiece vocabulary trained by ``tokenizers`` on ``texts``."""
-    from tokenizers import BertWordPieceTokenizer
-
-    os.makedirs(out_dir, exist_ok=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=250, min_frequency=1,
-                                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.save_model(str(out_dir))
-    tokenizer = BertTokenizer(vocab=os.path.join(out_dir, "vocab.txt"), do_lower_case=True)
-    assert len(tokenizer) == 250 and tokenizer.unk_token_id not in tokenizer(texts[0])["input_ids"]
-    tokenizer.save_pretrained(out_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
-    (BertForMaskedLM if with_mlm_head else BertModel)(config).save_pretrained(out_dir)
-    return str(out_dir)
-
-
 @pytest.fixture(scope="module")
 def teacher_dir(corpus, tmp_path_factory):
-    texts = [line for split in ("train", "valid", "test") for line in read_lines(os.path.join(corpus, f"{split}.wrd"))]
-    return save_tiny_bert(tmp_path_factory.mktemp("teacher"), texts)
+    return corpus_teacher(corpus, tmp_path_factory.mktemp("teacher"))
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +134,7 @@ def test_kd_topk_keeps_the_most_probable_and_renormalises(extracted, corpus):
     assert item["topk_ids"][:n].tolist() == stored_ids[:, :2].tolist()
     expected = stored_probs[:, :2].astype(np.float32)
     np.testing.assert_allclose(item["topk_probs"][:n].numpy(), expected / expected.sum(1, keepdims=True), rtol=1e-6)
-    with pytest.raises(ValueError, match="kd_topk=6: the sidecar stores 5"):
+    with pytest.raises(DataError, match=r"kd_topk=6: .*valid\.kd\.json stores 5 ids per position"):
         load(corpus, "valid", kd_sidecar_dir=out, kd_topk=6)
 
 

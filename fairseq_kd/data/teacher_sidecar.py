@@ -6,17 +6,23 @@ training); :class:`TeacherSidecarDataset` adds them to the batches of the ``audi
 What is stored
 --------------
 A transcript (``{split}.wrd`` line) is tokenised into the teacher's WordPieces ``t_1 .. t_n`` (no specials).
-For every position ``u`` the teacher reads ``[CLS] t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n [SEP]`` and the
-sidecar keeps the ``K`` most probable ids ``v_{u,1..K}`` of ``p_u = softmax(z_u / tau)``, in descending order,
-with their probabilities ``p_u(v_{u,k})`` (not renormalised: their sum is the top-k mass, at most 1).
+For every position ``u`` the teacher reads ``[CLS] t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n [SEP]`` (with optional
+context, or in a window when the transcript is too long: :mod:`fairseq_kd.teacher.masked_lm`) and the sidecar
+keeps the ``K`` most probable ids ``v_{u,1..K}`` of ``p_u = softmax(z_u / tau)``, in descending order, with their
+probabilities ``p_u(v_{u,k})`` (not renormalised: their sum is the top-k mass, at most 1).
 
 Files in the sidecar directory (``task.kd_sidecar_dir``)::
 
     teacher.json             the teacher header, shared by every split (``AudioKdTask.teacher_header``):
-                             ``fingerprint`` (sha256 of config, vocabulary, weights), ``vocab_size``,
-                             ``vocab_sha256`` (of the id-ordered vocabulary), ``special_ids`` (pad, cls, sep,
-                             mask), ``topk`` K and ``temperature`` tau
-    {split}.kd.json          header, written last: format, counts, teacher identity, keys checksum, statistics
+                             ``name`` (directory name), ``fingerprint`` (sha256 of config, vocabulary, weights),
+                             ``vocab_size``, ``vocab_sha256`` (of the id-ordered vocabulary), ``special_ids`` (pad,
+                             cls, sep, mask, unk), ``max_length``, ``dtype``, ``topk`` K, ``temperature`` tau,
+                             ``long_transcripts`` ("error": refused, "window": windows) and ``context`` (None, or
+                             ``{"utterances": N, "group_regex": ...}``)
+    {split}.kd.json          header, written last: ``format``, ``split``, ``num_utterances``, ``num_positions``,
+                             ``teacher`` (= teacher.json), ``keys_sha256`` (of the keys file), ``transcripts``
+                             (``{split}.wrd`` and its sha256), ``extraction`` (chunk size, batch tokens) and
+                             ``stats`` (teacher top-1 accuracy on the transcripts, reference in top-k, top-k mass)
     {split}.kd.keys.txt      ``relative/audio/path<TAB>TRANSCRIPT`` per manifest line: what the row belongs to
     {split}.kd.offsets.npy   int64  [N + 1]  utterance i owns positions offsets[i] .. offsets[i + 1] - 1
     {split}.kd.tokens.npy    int32  [P]      t_u, teacher vocabulary ids
@@ -50,9 +56,13 @@ from fairseq.data import BaseWrapperDataset
 
 from .manifest import DataError, check_split, read_manifest
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TEACHER_FILE = "teacher.json"
 ARRAYS = ("offsets", "tokens", "topk_ids", "topk_probs")
+ARRAY_DTYPES = {"offsets": np.int64, "tokens": np.int32, "topk_ids": np.int32, "topk_probs": np.float16}
+HEADER_KEYS = ("format", "split", "num_utterances", "num_positions", "teacher", "keys_sha256")
+VALIDATION_BLOCK = 1 << 18  # positions per vectorised validation step (bounds the temporary memory)
+PROB_SUM_TOLERANCE = 2e-3  # float16 rounds each probability by at most 2^-11 of itself
 
 
 def sidecar_path(sidecar_dir: str, split: str, part: str) -> str:
@@ -60,13 +70,23 @@ def sidecar_path(sidecar_dir: str, split: str, part: str) -> str:
     return os.path.join(sidecar_dir, f"{split}.kd.{part}" + (".npy" if part in ARRAYS else ""))
 
 
+def _read_json(path: str, fix: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+        raise DataError(f"{path}: not a valid JSON header ({e}); {fix}") from None
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: not a valid JSON header (a {type(content).__name__}); {fix}")
+    return content
+
+
 def read_teacher_meta(sidecar_dir: str) -> dict:
     path = os.path.join(sidecar_dir, TEACHER_FILE)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no teacher header; extract sidecars into {sidecar_dir} with "
                         f"scripts/extract_teacher_sidecar.py (or fix task.kd_sidecar_dir)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return _read_json(path, f"delete {sidecar_dir} and extract again with scripts/extract_teacher_sidecar.py")
 
 
 def utterance_keys(data_dir: str, split: str) -> List[str]:
@@ -88,45 +108,100 @@ def keys_checksum(keys: Sequence[str]) -> str:
 
 class TeacherSidecar:
     """Memory-mapped reader of one split's sidecar; ``sidecar[i]`` -> ``(tokens [n], topk_ids [n, K],
-    topk_probs [n, K])`` as numpy views (int32, int32, float16) of manifest line ``i``."""
+    topk_probs [n, K])`` as numpy views (int32, int32, float16) of manifest line ``i``.
+
+    Opening validates everything that can be wrong with the files, in full: the header (JSON, format, keys),
+    every array (present, readable, not truncated, dtype, shape), the offsets (start at 0, never decrease, end
+    at the number of positions), every id (inside the teacher vocabulary) and every probability row (finite,
+    in [0, 1], descending, summing to more than 0 and at most 1). Arrays are checked in vectorised blocks of
+    :data:`VALIDATION_BLOCK` positions. Any failure is a :class:`DataError` naming the file, the utterance
+    where it applies and the fix. Data-loader workers reopen the memory maps without checking again."""
 
     def __init__(self, sidecar_dir: str, split: str):
         self.sidecar_dir, self.split = sidecar_dir, split
+        self.fix = f"re-extract with scripts/extract_teacher_sidecar.py --splits {split}"
         header_path = sidecar_path(sidecar_dir, split, "json")
         if not os.path.isfile(header_path):
             raise DataError(f"{header_path}: no teacher sidecar for split {split!r}; extract it with "
                             f"scripts/extract_teacher_sidecar.py --splits {split}")
-        with open(header_path, encoding="utf-8") as f:
-            self.header = json.load(f)
+        self.header = _read_json(header_path, self.fix)
         if self.header.get("format") != FORMAT_VERSION:
             raise DataError(f"{header_path}: sidecar format {self.header.get('format')}, this code reads "
-                            f"{FORMAT_VERSION}; re-extract with scripts/extract_teacher_sidecar.py")
+                            f"{FORMAT_VERSION}; {self.fix}")
+        missing = [key for key in HEADER_KEYS if key not in self.header]
+        if not missing:
+            teacher = self.header["teacher"] if isinstance(self.header["teacher"], dict) else {}
+            missing = [f"teacher.{key}" for key in ("topk", "vocab_size") if key not in teacher]
+        if missing:
+            raise DataError(f"{header_path}: header lacks {missing} (an incomplete or foreign file); {self.fix}")
         self.num_utterances = self.header["num_utterances"]
         self.topk = self.header["teacher"]["topk"]
         self._arrays = None
-        self._check_shapes()
+        self._validate()
+
+    def _path(self, name: str) -> str:
+        return sidecar_path(self.sidecar_dir, self.split, name)
 
     def _open(self):
         if self._arrays is None:
-            self._arrays = {name: np.load(sidecar_path(self.sidecar_dir, self.split, name), mmap_mode="r")
-                            for name in ARRAYS}
+            arrays = {}
+            for name in ARRAYS:
+                try:
+                    arrays[name] = np.load(self._path(name), mmap_mode="r")
+                except FileNotFoundError:
+                    raise DataError(f"{self._path(name)}: missing (an interrupted or partial copy); {self.fix}") \
+                        from None
+                except (ValueError, OSError, EOFError) as e:  # truncated data or a damaged .npy header
+                    raise DataError(f"{self._path(name)}: unreadable or truncated ({e}); {self.fix}") from None
+            self._arrays = arrays
         return self._arrays
 
     def __getstate__(self):  # data-loader workers reopen the memory maps instead of pickling their contents
         return {**self.__dict__, "_arrays": None}
 
-    def _check_shapes(self):
+    def _fail(self, name: str, problem: str, position: Optional[int] = None):
+        where = ""
+        if position is not None:
+            utterance = int(np.searchsorted(self._arrays["offsets"], position, side="right")) - 1
+            where = f" at utterance {utterance} (manifest line {utterance + 2}), position {position}"
+        raise DataError(f"{self._path(name)}: {problem}{where}; {self.fix}")
+
+    def _validate(self):
         arrays = self._open()
         n, p, k = self.num_utterances, self.header["num_positions"], self.topk
+        vocab_size = self.header["teacher"].get("vocab_size")
         expected = {"offsets": (n + 1,), "tokens": (p,), "topk_ids": (p, k), "topk_probs": (p, k)}
         for name, shape in expected.items():
+            if arrays[name].dtype != ARRAY_DTYPES[name]:
+                self._fail(name, f"dtype {arrays[name].dtype}, the format stores {np.dtype(ARRAY_DTYPES[name])}")
             if arrays[name].shape != shape:
-                raise DataError(f"{sidecar_path(self.sidecar_dir, self.split, name)}: shape "
-                                f"{arrays[name].shape}, header says {shape} (an interrupted or mixed write); "
-                                f"re-extract with scripts/extract_teacher_sidecar.py --splits {self.split}")
-        if arrays["offsets"][0] != 0 or arrays["offsets"][-1] != p:
-            raise DataError(f"{sidecar_path(self.sidecar_dir, self.split, 'offsets')}: offsets do not span the "
-                            f"{p} positions; re-extract with scripts/extract_teacher_sidecar.py --splits {self.split}")
+                self._fail(name, f"shape {arrays[name].shape}, header says {shape} (an interrupted or mixed write)")
+        offsets = np.asarray(arrays["offsets"])
+        if offsets[0] != 0 or offsets[-1] != p:
+            self._fail("offsets", f"offsets run from {offsets[0]} to {offsets[-1]}, not over the {p} positions")
+        decreasing = np.flatnonzero(np.diff(offsets) < 0)
+        if len(decreasing):
+            raise DataError(f"{self._path('offsets')}: offsets decrease at utterance {decreasing[0]} (manifest line "
+                            f"{decreasing[0] + 2}); {self.fix}")
+        for start in range(0, p, VALIDATION_BLOCK):
+            end = min(p, start + VALIDATION_BLOCK)
+            for name in ("tokens", "topk_ids"):
+                ids = np.asarray(arrays[name][start:end]).reshape(end - start, -1)
+                bad = np.flatnonzero(((ids < 0) | (ids >= vocab_size)).any(axis=1))
+                if len(bad):
+                    self._fail(name, f"id outside the teacher vocabulary [0, {vocab_size})", start + bad[0])
+            probs = np.asarray(arrays["topk_probs"][start:end], dtype=np.float32)
+            row_sums = probs.sum(axis=1)
+            checks = (("a probability that is NaN or infinite", ~np.isfinite(probs).all(axis=1)),
+                      ("a negative probability", (probs < 0).any(axis=1)),
+                      ("a probability above 1", (probs > 1).any(axis=1)),
+                      ("top-k probabilities not in descending order", (np.diff(probs, axis=1) > 0).any(axis=1)),
+                      (f"top-k probabilities summing to 0 or to more than 1 + {PROB_SUM_TOLERANCE}",
+                       ~((row_sums > 0) & (row_sums <= 1 + PROB_SUM_TOLERANCE))))
+            for problem, bad_rows in checks:
+                bad = np.flatnonzero(bad_rows)
+                if len(bad):
+                    self._fail("topk_probs", problem, start + bad[0])
 
     def __len__(self):
         return self.num_utterances
@@ -143,9 +218,13 @@ class TeacherSidecar:
         if keys_checksum(keys) == self.header["keys_sha256"]:
             return
         keys_path = sidecar_path(self.sidecar_dir, self.split, "keys.txt")
-        with open(keys_path, encoding="utf-8") as f:
-            stored = f.read().split("\n")[:-1]
-        fix = f"re-extract with scripts/extract_teacher_sidecar.py --splits {self.split}"
+        fix = self.fix
+        try:
+            with open(keys_path, encoding="utf-8") as f:
+                stored = f.read().split("\n")[:-1]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{data_dir}/{self.split}.tsv/.wrd differ from what the sidecar was extracted for, and "
+                            f"{keys_path} cannot be read ({e}); {fix}") from None
         for line_no, (old, new) in enumerate(zip(stored, keys), start=1):
             if old != new:
                 raise DataError(f"{self.split}.tsv/.wrd line {line_no} is {new!r} but {keys_path}:{line_no} was "
@@ -171,8 +250,9 @@ class TeacherSidecarDataset(BaseWrapperDataset):
             raise DataError(f"split {sidecar.split!r}: {len(dataset)} utterances loaded but {len(rows)} sidecar "
                             f"rows selected; the sidecar and the manifest disagree")
         if topk is not None and not 1 <= topk <= sidecar.topk:
-            raise ValueError(f"task.kd_topk={topk}: the sidecar stores {sidecar.topk} ids per position; "
-                             f"choose 1..{sidecar.topk} or re-extract with a larger --topk")
+            raise DataError(f"task.kd_topk={topk}: {sidecar_path(sidecar.sidecar_dir, sidecar.split, 'json')} stores "
+                            f"{sidecar.topk} ids per position; choose task.kd_topk in 1..{sidecar.topk} or re-extract "
+                            f"with --topk {topk} or more")
         self.sidecar, self.rows = sidecar, rows
         self.pad, self.bos, self.eos = special_ids["pad"], special_ids["cls"], special_ids["sep"]
         self.topk = topk or sidecar.topk
