@@ -7,16 +7,43 @@ probabilities, memory-mapped, in --out (format: fairseq_kd/data/teacher_sidecar.
 ``task.kd_sidecar_dir=<--out>``; the teacher itself never runs during ASR training.
 
 The teacher is a transformers BertForMaskedLM directory with its tokenizer and a *trained* masked-LM head
-(a raw sentence-embedding BERT such as all-MiniLM-L6-v2 is refused). Interrupted runs resume from the last
-finished chunk of --chunk-size utterances; splits already extracted with the same teacher, settings and data
-are skipped. Every split in one --out directory must come from the same teacher, --topk and --temperature.
+(a raw sentence-embedding BERT such as all-MiniLM-L6-v2 is refused: give it a head with
+scripts/finetune_teacher.py). Interrupted runs resume from the last finished chunk of --chunk-size utterances;
+splits already extracted with the same teacher, settings and data are skipped.
 
-Cost: a transcript of n WordPieces takes n teacher passes of length n + 2. Measured with the all-MiniLM-L6-v2
-architecture (6 layers, 384 dims) on 2 busy CPU cores (load ~5): 142 WordPieces/s on 12-WordPiece sentences,
-60 WordPieces/s on 36-WordPiece ones; --device cuda runs the teacher on a GPU.
+Options that change the stored numbers (recorded in teacher.json and every split header, the same for every
+split of one --out directory): --topk, --temperature, --dtype, --long-transcripts (a transcript longer than
+the teacher's max_length - 2 WordPieces is an error by default; "window" reads each position in a window of
+max_length - 2 WordPieces centred on it), --context-utterances N (the teacher also reads up to N preceding
+and N following utterances of the same chapter/speaker, Futami et al.'s "full-length" context; the group and
+the order come from the audio file names, LibriSpeech SPEAKER-CHAPTER-NNNN by default, other corpora need
+--context-group-regex). Details: docs/teacher_sidecar.md.
 
-  python scripts/extract_teacher_sidecar.py --teacher exp/teacher/minilm_mlm --data data/ls100 \\
+Cost: a transcript of n WordPieces takes n teacher passes of length n + 2 (more with context); measure it
+with scripts/benchmark_teacher.py. --device cuda (--dtype float16/bfloat16) runs the teacher on a GPU.
+
+  python scripts/extract_teacher_sidecar.py --teacher exp/teacher/minilm_web --data data/ls100 \\
       --splits train dev_clean --out data/ls100/teacher --topk 10
+
+Sharding (many GPUs or nodes; --out on a file system they share): shard s of S computes every S-th chunk of
+--chunk-size utterances; scripts/merge_teacher_sidecar.py then joins the chunks into the same files (byte for
+byte) that one process would write. On one machine with 4 GPUs:
+
+  for s in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$s python scripts/extract_teacher_sidecar.py --teacher T \\
+      --data D --splits train --out D/teacher --device cuda --dtype float16 --shard-id $s --num-shards 4 & done
+  wait && python scripts/merge_teacher_sidecar.py --data D --splits train --out D/teacher
+
+As a SLURM array (sbatch --array=0-15 --gres=gpu:1 extract.sh, then the merge as a dependent job,
+sbatch --dependency=afterok:<array job id> merge.sh):
+
+  # extract.sh
+  python scripts/extract_teacher_sidecar.py --teacher T --data D --splits train --out D/teacher \\
+      --device cuda --shard-id $SLURM_ARRAY_TASK_ID --num-shards $SLURM_ARRAY_TASK_COUNT
+  # merge.sh
+  python scripts/merge_teacher_sidecar.py --data D --splits train --out D/teacher
+
+A failed or pre-empted shard resumes from its finished chunks when run again with the same options; every
+shard must use the same options (a shard with others is refused).
 """
 import argparse
 import logging
@@ -24,8 +51,8 @@ import os
 
 import torch
 
-from fairseq_kd.teacher.extract import extract_split, prepare_sidecar_dir, teacher_meta
-from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from fairseq_kd.teacher.extract import LIBRISPEECH_GROUPS, extract_split, prepare_sidecar_dir, teacher_meta
+from fairseq_kd.teacher.masked_lm import DTYPES, LONG_TRANSCRIPT_POLICIES, MaskedLmTeacher
 
 
 def main():
@@ -40,19 +67,37 @@ def main():
                         help="padded positions per teacher forward pass (larger: fewer, bigger passes, more memory)")
     parser.add_argument("--chunk-size", type=int, default=200,
                         help="utterances per resumable chunk (and per progress-bar step)")
+    parser.add_argument("--long-transcripts", choices=LONG_TRANSCRIPT_POLICIES, default="error",
+                        help="transcripts longer than the teacher reads: refuse them, or read each position in a "
+                             "window centred on it")
+    parser.add_argument("--context-utterances", type=int, default=0,
+                        help="neighbouring utterances (of the same group) read on each side as context (0: none)")
+    parser.add_argument("--context-group-regex", default=LIBRISPEECH_GROUPS,
+                        help="regex that fully matches every audio file stem, with named groups 'group' (the "
+                             "chapter/speaker) and 'index' (integer order); default: LibriSpeech SPK-CHAPTER-NNNN")
+    parser.add_argument("--shard-id", type=int, default=0, help="this process' shard, 0 .. --num-shards - 1")
+    parser.add_argument("--num-shards", type=int, default=1,
+                        help="shards computing a split together; >1: merge with scripts/merge_teacher_sidecar.py")
     parser.add_argument("--device", default="cpu", help="torch device of the teacher (cpu, cuda)")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                        help="teacher weights and activations (float16/bfloat16 for GPUs); softmax in float32")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    teacher = MaskedLmTeacher(args.teacher, args.device)
-    meta = teacher_meta(teacher, args.topk, args.temperature)
+    teacher = MaskedLmTeacher(args.teacher, args.device, args.dtype)
+    meta = teacher_meta(teacher, args.topk, args.temperature, args.long_transcripts, args.context_utterances,
+                        args.context_group_regex)
     out = args.out or os.path.join(args.data, "teacher")
     prepare_sidecar_dir(out, meta)
     for split in args.splits:
-        header = extract_split(teacher, meta, args.data, split, out, args.batch_tokens, args.chunk_size)
+        header = extract_split(teacher, meta, args.data, split, out, args.batch_tokens, args.chunk_size,
+                               shard_id=args.shard_id, num_shards=args.num_shards)
+        if header is None:
+            print(f"{split}: shard {args.shard_id} of {args.num_shards} done -> {out}")
+            continue
         stats = header["stats"]
         print(f"{split}: {header['num_utterances']} utterances, {header['num_positions']} WordPieces; teacher top-1 "
               f"accuracy {100 * stats['top1_accuracy']:.1f} %, reference in top-{args.topk} "

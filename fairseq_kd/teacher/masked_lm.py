@@ -2,16 +2,27 @@
 
 For a transcript tokenised as ``t_1 .. t_n`` (WordPieces, no specials), position ``u`` gets::
 
-    p_u = softmax(z_u / tau),   z_u = MLM logits at u of  [CLS] t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n [SEP]
+    p_u = softmax(z_u / tau),   z_u = MLM logits at u of  [CLS] l_1 .. l_a t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n r_1 .. r_b [SEP]
 
-so a transcript costs ``n`` forward passes of length ``n + 2`` (as in Futami et al. 2020, "Distilling the
-knowledge of BERT for sequence-to-sequence ASR"). The masked copies of many transcripts are batched, sorted by
-length so that little is padded, at most ``batch_tokens`` (padded) positions per forward pass; the MLM head
-(``V`` logits) runs at the masked position of each copy only, not at all ``n + 2`` positions.
+so a transcript costs ``n`` forward passes (as in Futami et al. 2020, "Distilling the knowledge of BERT for
+sequence-to-sequence ASR"). ``l`` and ``r`` are optional context (the WordPieces of neighbouring utterances,
+Futami et al.'s "full-length" context; none by default), one segment with the transcript. At most
+``W = max_length - 2`` WordPieces fit between ``[CLS]`` and ``[SEP]``:
+
+* context is cut to the ``W - n`` WordPieces nearest the transcript, half on each side (a side that has
+  less leaves the rest to the other), so the transcript itself is always seen whole when ``n <= W``;
+* a transcript with ``n > W`` is refused (``long_transcripts="error"``, the default) or read in windows
+  (``"window"``): position ``u`` sees ``t_s .. t_{s+W-1}`` without context, ``s = clip(u - floor(W/2), 0, n - W)``,
+  the window of ``W`` WordPieces most nearly centred on ``u``.
+
+The masked copies of many transcripts are batched, sorted by width so that little is padded, at most
+``batch_tokens`` (padded) positions per forward pass; the MLM head (``V`` logits) runs at the masked position
+of each copy only, not at all positions. The copies of a transcript are built with tensor operations (no
+Python loop per token).
 """
 import hashlib
 import os
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +31,8 @@ from transformers import AutoTokenizer, BertForMaskedLM
 from ..data.manifest import DataError
 
 FINGERPRINT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "model.safetensors", "pytorch_model.bin")
+LONG_TRANSCRIPT_POLICIES = ("error", "window")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def fingerprint(model_dir: str) -> str:
@@ -38,7 +51,7 @@ def fingerprint(model_dir: str) -> str:
 class MaskedLmTeacher:
     """Loads ``model_dir`` offline (``local_files_only``); refuses a model whose MLM head was not trained."""
 
-    def __init__(self, model_dir: str, device: str = "cpu"):
+    def __init__(self, model_dir: str, device: str = "cpu", dtype: str = "float32"):
         if not os.path.isdir(model_dir):
             raise DataError(f"{model_dir}: teacher directory not found (a transformers BertForMaskedLM saved with "
                             f"save_pretrained, with its tokenizer)")
@@ -50,52 +63,97 @@ class MaskedLmTeacher:
             raise DataError(f"{model_dir}: weights {sorted(info['missing_keys'])} are missing and would be random "
                             f"(a BertModel without a trained MLM head, e.g. the raw all-MiniLM-L6-v2 encoder); "
                             f"fine-tune the teacher's masked-LM head first")
-        self.model.eval().to(device)
-        self.device = device
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        self.model.eval().to(device=device, dtype=DTYPES[dtype])
+        self.device, self.dtype = device, dtype
         tok = self.tokenizer
         self.vocab_size = self.model.config.vocab_size
         vocabulary = tok.convert_ids_to_tokens(list(range(len(tok))))
         self.vocab_sha256 = hashlib.sha256("\n".join(vocabulary).encode("utf-8")).hexdigest()
         self.special_ids = {"pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
-                            "mask": tok.mask_token_id}
+                            "mask": tok.mask_token_id, "unk": tok.unk_token_id}
         self.max_length = self.model.config.max_position_embeddings
 
     def tokenize(self, transcripts: List[str]) -> List[List[int]]:
         """WordPiece ids without specials (an uncased tokenizer lower-cases the upper-case transcripts)."""
         return self.tokenizer(transcripts, add_special_tokens=False)["input_ids"]
 
+    def masked_copies(self, sequence: Sequence[int], left: Sequence[int] = (), right: Sequence[int] = ()
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The ``n`` masked copies of ``sequence`` (see the module doc for context and windows): ``(input_ids
+        long [n, width], masked column long [n])``, ``[CLS] .. [SEP]`` included, no padding."""
+        special, budget = self.special_ids, self.max_length - 2
+        sequence = torch.as_tensor(sequence, dtype=torch.long)
+        n = len(sequence)
+        positions = torch.arange(n)
+        if n > budget:  # windows of `budget` WordPieces, centred on the masked one where possible
+            starts = torch.clamp(positions - budget // 2, 0, n - budget)
+            body = sequence[starts[:, None] + torch.arange(budget)]
+            columns = positions - starts + 1
+        else:
+            keep_left = min(len(left), max((budget - n) // 2, budget - n - len(right)))
+            keep_right = min(len(right), budget - n - keep_left)
+            frame = torch.cat([torch.as_tensor(left[len(left) - keep_left:], dtype=torch.long), sequence,
+                               torch.as_tensor(right[:keep_right], dtype=torch.long)])
+            body = frame.repeat(n, 1)
+            columns = positions + keep_left + 1
+        rows = torch.cat([torch.full((n, 1), special["cls"]), body, torch.full((n, 1), special["sep"])], dim=1)
+        rows[positions, columns] = special["mask"]
+        return rows, columns
+
     @torch.inference_mode()
     def masked_topk(self, sequences: List[List[int]], topk: int, temperature: float = 1.0,
-                    batch_tokens: int = 16384) -> List[Tuple[np.ndarray, np.ndarray]]:
+                    batch_tokens: int = 16384, contexts: Optional[Sequence[Tuple[Sequence[int], Sequence[int]]]] = None
+                    ) -> List[Tuple[np.ndarray, np.ndarray]]:
         """For each sequence ``t_1 .. t_n``: ``(ids int32 [n, topk], probs float32 [n, topk])``, the ``topk``
-        most probable ids of ``p_u`` (descending) and their probabilities, for ``u = 1 .. n``. Every sequence
-        must fit the teacher: ``n + 2 <= max_length`` (extract_split checks it, naming the transcript line)."""
-        special = self.special_ids
+        most probable ids of ``p_u`` (descending) and their probabilities, for ``u = 1 .. n``.
+
+        ``contexts[i] = (left, right)``: WordPieces read before and after sequence ``i`` (cut to fit). A sequence
+        longer than ``max_length - 2`` is read in windows; whoever calls this applies the policy (refusing such
+        sequences unless ``long_transcripts="window"``)."""
+        copies = [self.masked_copies(s, *(contexts[i] if contexts else ((), ()))) for i, s in enumerate(sequences)]
         results = [(np.empty((len(s), topk), np.int32), np.empty((len(s), topk), np.float32)) for s in sequences]
-        # one row per masked copy: (sequence, masked position), shortest sequences first
-        rows = [(i, u) for i in sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-                for u in range(len(sequences[i]))]
-        start = 0
-        while start < len(rows):
-            end = start + 1
-            while end < len(rows) and (end + 1 - start) * (len(sequences[rows[end][0]]) + 2) <= batch_tokens:
-                end += 1
-            batch = rows[start:end]
-            width = len(sequences[batch[-1][0]]) + 2
-            input_ids = torch.full((len(batch), width), special["pad"], dtype=torch.long)
-            for r, (i, u) in enumerate(batch):
-                input_ids[r, : len(sequences[i]) + 2] = torch.tensor([special["cls"], *sequences[i], special["sep"]])
-            lengths = torch.tensor([len(sequences[i]) + 2 for i, _ in batch])
-            attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
-            positions = torch.tensor([u + 1 for _, u in batch])
-            rows_index = torch.arange(len(batch))
-            input_ids[rows_index, positions] = special["mask"]
-            hidden = self.model.bert(input_ids=input_ids.to(self.device),
-                                     attention_mask=attention_mask.to(self.device)).last_hidden_state
-            logits = self.model.cls(hidden[rows_index.to(self.device), positions.to(self.device)]).float()
-            top_probs, top_ids = torch.softmax(logits / temperature, dim=-1).topk(topk, dim=-1)
-            top_probs, top_ids = top_probs.cpu().numpy(), top_ids.cpu().numpy()
-            for r, (i, u) in enumerate(batch):
-                results[i][0][u], results[i][1][u] = top_ids[r], top_probs[r]
-            start = end
+        order = sorted(range(len(sequences)), key=lambda i: copies[i][0].shape[1])
+        pieces, rows_in_batch = [], 0  # pieces: (sequence, first copy, end copy) of the next forward pass
+        for i in order:
+            done, n, width = 0, len(sequences[i]), copies[i][0].shape[1]
+            while done < n:
+                room = batch_tokens // width - rows_in_batch  # rows are sorted by width: `width` is the batch's
+                if room <= 0 and pieces:
+                    self._forward(copies, pieces, results, topk, temperature)
+                    pieces, rows_in_batch = [], 0
+                    continue
+                take = min(n - done, max(room, 1))
+                pieces.append((i, done, done + take))
+                rows_in_batch += take
+                done += take
+        if pieces:
+            self._forward(copies, pieces, results, topk, temperature)
         return results
+
+    def _forward(self, copies, pieces, results, topk, temperature):
+        """One padded forward pass over the masked copies ``pieces``; top-k written into ``results``."""
+        width = max(copies[i][0].shape[1] for i, _, _ in pieces)
+        num_rows = sum(end - start for _, start, end in pieces)
+        input_ids = torch.full((num_rows, width), self.special_ids["pad"], dtype=torch.long)
+        attention_mask = torch.zeros((num_rows, width), dtype=torch.long)
+        columns = torch.empty(num_rows, dtype=torch.long)
+        row = 0
+        for i, start, end in pieces:
+            rows, masked = copies[i]
+            input_ids[row:row + end - start, : rows.shape[1]] = rows[start:end]
+            attention_mask[row:row + end - start, : rows.shape[1]] = 1
+            columns[row:row + end - start] = masked[start:end]
+            row += end - start
+        hidden = self.model.bert(input_ids=input_ids.to(self.device),
+                                 attention_mask=attention_mask.to(self.device)).last_hidden_state  # R x width x H
+        picked = hidden[torch.arange(num_rows, device=self.device), columns.to(self.device)]  # R x H
+        logits = self.model.cls(picked).float()  # R x V
+        top_probs, top_ids = torch.softmax(logits / temperature, dim=-1).topk(topk, dim=-1)
+        top_probs, top_ids = top_probs.cpu().numpy(), top_ids.cpu().numpy()
+        row = 0
+        for i, start, end in pieces:
+            results[i][0][start:end] = top_ids[row:row + end - start]
+            results[i][1][start:end] = top_probs[row:row + end - start]
+            row += end - start
