@@ -154,8 +154,8 @@ def load(data, **cfg):
 def test_a_header_of_another_teacher_is_refused(corpus, clean, tmp_path):
     out = shutil.copytree(clean, tmp_path / "sidecar")
     edit_header(lambda h: h["teacher"].update(fingerprint="0" * 64))(str(out))
-    with pytest.raises(DataError, match=r"valid\.kd\.json: extracted by another teacher \(or top-k, temperature\) "
-                                        r"than .*teacher\.json describes; re-extract"):
+    with pytest.raises(DataError, match=r"valid\.kd\.json: extracted by another teacher or settings than "
+                                        r".*teacher\.json describes \(fingerprint differ\); re-extract"):
         load(corpus, kd_sidecar_dir=str(out))
 
 

@@ -306,8 +306,10 @@ def attach_teacher_sidecar(dataset, sidecar_dir: str, data_dir: str, split: str,
     sidecar.check_matches(data_dir)
     teacher = read_teacher_meta(sidecar_dir)
     if sidecar.header["teacher"] != teacher:
-        raise DataError(f"{sidecar_path(sidecar_dir, split, 'json')}: extracted by another teacher (or top-k, "
-                        f"temperature) than {os.path.join(sidecar_dir, TEACHER_FILE)} describes; re-extract it "
-                        f"with scripts/extract_teacher_sidecar.py --splits {split}")
+        differ = sorted(key for key in set(teacher) | set(sidecar.header["teacher"])
+                        if teacher.get(key) != sidecar.header["teacher"].get(key))
+        raise DataError(f"{sidecar_path(sidecar_dir, split, 'json')}: extracted by another teacher or settings than "
+                        f"{os.path.join(sidecar_dir, TEACHER_FILE)} describes ({', '.join(differ)} differ); re-extract "
+                        f"it with scripts/extract_teacher_sidecar.py --splits {split}")
     rows = np.array([i for i in range(len(sidecar)) if i not in skipped_indices], dtype=np.int64)
     return TeacherSidecarDataset(dataset, sidecar, rows, teacher["special_ids"], topk)

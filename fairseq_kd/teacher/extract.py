@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import time
 from collections import defaultdict
 from contextlib import suppress
 from typing import List, Optional, Sequence, Tuple
@@ -188,6 +189,7 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
     mine = list(range(shard_id, num_chunks, num_shards))
     digest = _params_sha256(params)
     desc = f"teacher {split}" + (f" shard {shard_id}/{num_shards}" if num_shards > 1 else "")
+    computed, started = 0, time.perf_counter()
     with tqdm(total=sum(min(len(keys), (c + 1) * chunk_size) - c * chunk_size for c in mine), unit="utt",
               desc=desc, disable=not progress) as bar:
         for c in mine:
@@ -201,6 +203,8 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
                     contexts = [([t for j in neighbours[i][0] for t in sequences[j]],
                                  [t for j in neighbours[i][1] for t in sequences[j]]) for i in range(lo, hi)]
                 _extract_chunk(teacher, meta, sequences[lo:hi], contexts, batch_tokens, digest, part)
+                computed += sum(len(s) for s in sequences[lo:hi])
+                bar.set_postfix(wordpieces_per_s=f"{computed / (time.perf_counter() - started):.0f}")
             bar.update(hi - lo)
     if num_shards > 1:
         logger.info(f"{split}: shard {shard_id}/{num_shards} done ({len(mine)} of {num_chunks} chunks); when every "
