@@ -85,7 +85,7 @@ class FinetuneConfig:
     steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "sequences per step"})
     max_length: int = field(default=64, metadata={"help": "positions per training sequence, [CLS] and [SEP] included"})
-    lr: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
+    lr: float = field(default=6e-4, metadata={"help": "peak learning rate (AdamW)"})
     warmup_steps: Optional[int] = field(default=None, metadata={"help": "linear warm-up steps (default 6 % of steps)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on biases and LayerNorms)"})
     mask_prob: float = field(default=0.15, metadata={"help": "share of positions chosen for the MLM loss"})
