@@ -12,8 +12,9 @@ the model reads still contains one. Blocks of 50 lines (--heldout-fraction of th
 masked-token accuracy (each sentence alone, 15 % of its WordPieces masked) is printed before and after.
 Method details: fairseq_kd/teacher/finetune.py.
 
-Output --out (renamed into place when complete): the model and tokenizer (save_pretrained) and finetune.json
-(text and exclusion checksums, counts, settings, accuracies, time). An interrupted run resumes from
+Output --out (renamed into place when complete): the model and tokenizer (save_pretrained), finetune.json
+(text and exclusion checksums, counts, settings, accuracies, time) and the normalised lines the model trained
+on and was evaluated on (train_text.txt, heldout_text.txt). An interrupted run resumes from
 {--out}.work/ (checkpoint every --save-every steps) when rerun with the same arguments.
 
   python scripts/extract_text.py --source web --out data/text/web.txt

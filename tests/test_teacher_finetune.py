@@ -133,6 +133,10 @@ def test_finetuning_trains_the_head_and_writes_a_teacher_the_extractor_accepts(t
     assert before["accuracy"] < 0.1 and after["accuracy"] > 0.15  # a context-free guess gets about 1/26
     assert facts["counts"]["excluded_lines"] >= 1 and facts["exclude"][0][1] == ft.sha256_file(excluded)
     assert facts["counts"]["train_examples"] == facts["counts"]["train_lines"]  # max length 12: one line each
+    train_lines = (out / ft.TRAIN_TEXT_FILE).read_text().split("\n")[:-1]
+    heldout_lines = (out / ft.HELDOUT_TEXT_FILE).read_text().split("\n")[:-1]
+    assert (len(train_lines), len(heldout_lines)) == (facts["counts"]["train_lines"], facts["counts"]["heldout_lines"])
+    assert open(excluded).read().strip() not in train_lines + heldout_lines
     teacher = MaskedLmTeacher(str(out))  # refuses untrained heads: this one is complete
     assert teacher.vocab_size == len(teacher.tokenizer)
     umask = current_umask()

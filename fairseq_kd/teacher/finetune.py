@@ -26,8 +26,9 @@ token. ``accuracy_packed`` is the same on held-out sentences packed like the tra
 Determinism and resume: the batch of step ``s`` (a slice of the seeded epoch permutations), its masks and its
 dropout are functions of ``(seed, s)``, so a run that resumes from the checkpoint in ``{out}.work/`` (saved
 every ``save_every`` steps) reaches the same model as an uninterrupted one. The output directory
-(``save_pretrained`` model + tokenizer + :data:`FACTS_FILE`) is written to a temporary directory and renamed
-into place when complete.
+(``save_pretrained`` model + tokenizer, :data:`FACTS_FILE`, and the normalised training and held-out lines in
+:data:`TRAIN_TEXT_FILE` / :data:`HELDOUT_TEXT_FILE`, so that anyone can check what the teacher was trained on)
+is written to a temporary directory and renamed into place when complete.
 """
 import hashlib
 import importlib.util
@@ -56,6 +57,7 @@ from ..io_utils import atomic_write, current_umask
 logger = logging.getLogger(__name__)
 
 FACTS_FILE = "finetune.json"
+TRAIN_TEXT_FILE, HELDOUT_TEXT_FILE = "train_text.txt", "heldout_text.txt"  # what the model read, for audits
 EVAL_MASK_PROB = 0.15  # held-out masking, fixed so that accuracies of runs with other --mask-prob compare
 HELDOUT_BLOCK = 50
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -421,6 +423,9 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, FACTS_FILE), "w", encoding="utf-8") as f:
             json.dump(facts, f, indent=1)
+        for name, lines in ((TRAIN_TEXT_FILE, train_lines), (HELDOUT_TEXT_FILE, heldout_lines)):
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
         umask = current_umask()  # mkdtemp (and safetensors) make private files: give the usual permissions
         os.chmod(tmp, 0o777 & ~umask)
         for name in os.listdir(tmp):
