@@ -24,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 
 from fairseq.data import Dictionary
 from tqdm import tqdm
 
+from fairseq_kd.data.exclusion import ExcludedSentences, read_excluded, remaining_excluded
+from fairseq_kd.data.manifest import DataError
 from fairseq_kd.data.text import normalize_transcript
 from fairseq_kd.decoding.lexicon import write_lexicon
 from fairseq_kd.io_utils import atomic_write
@@ -50,50 +51,6 @@ def kenlm_tool(name):
     if path is None:
         sys.exit(f"KenLM's {name} not found next to {sys.executable} or on PATH: run scripts/setup_env.sh")
     return path
-
-
-def read_excluded(paths):
-    """Normalised sentences of the --exclude files."""
-    excluded = set()
-    for path in paths:
-        if not os.path.isfile(path):
-            sys.exit(f"--exclude file {path} not found")
-        with open(path, encoding="utf-8") as f:
-            excluded.update(s for s in map(normalize_transcript, f) if s)
-    return excluded
-
-
-class ExcludedSentences:
-    """Finds lines equal to an excluded sentence or containing a long one (word-aligned), via a word-prefix index."""
-
-    def __init__(self, sentences, contained_min_words):
-        self.sentences = set(sentences)
-        self.by_prefix = defaultdict(list)
-        self.prefix_words = contained_min_words
-        for sentence in self.sentences:
-            words = sentence.split()
-            if len(words) >= contained_min_words:
-                self.by_prefix[tuple(words[:contained_min_words])].append(words)
-
-    def matches(self, line):
-        if line in self.sentences:
-            return True
-        words = line.split()
-        for start in range(len(words) - self.prefix_words + 1):
-            for candidate in self.by_prefix.get(tuple(words[start: start + self.prefix_words]), ()):
-                if words[start: start + len(candidate)] == candidate:
-                    return True
-        return False
-
-
-def verify_excluded(text_path, excluded, contained_min_words):
-    """Independent brute-force check of the written LM text: no excluded sentence as a line or inside one."""
-    with open(text_path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    as_lines = set(lines)
-    padded = "\n".join(f" {line} " for line in lines)
-    return sorted(s for s in excluded
-                  if s in as_lines or (len(s.split()) >= contained_min_words and f" {s} " in padded))
 
 
 def arpa_vocabulary(arpa_path):
@@ -144,7 +101,10 @@ def main():
         sys.exit(f"--dict {args.dict} not found: pass the dict.ltr.txt the model was trained with")
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     units = Dictionary.load(args.dict).symbols
-    excluded = read_excluded(args.exclude)
+    try:
+        excluded = read_excluded(args.exclude)
+    except DataError as error:
+        sys.exit(str(error))
     matcher = ExcludedSentences(excluded, args.contained_min_words)
     os.makedirs(args.out_dir, exist_ok=True)
 
@@ -157,7 +117,7 @@ def main():
                 line = normalize_transcript(raw)
                 if line is None:
                     counts["rejected_by_normaliser"] += 1
-                elif matcher.matches(line):
+                elif matcher.find(line) is not None:
                     counts["excluded_lines"] += 1
                 else:
                     out.write(line + "\n")
@@ -165,7 +125,8 @@ def main():
                     counts["lm_words"] += len(line.split())
         if counts["lm_lines"] == 0:
             sys.exit(f"no LM text left from {args.text} after normalisation and exclusion")
-        remaining = verify_excluded(text_tmp, excluded, args.contained_min_words)
+        with open(text_tmp, encoding="utf-8") as f:
+            remaining = remaining_excluded(f.read().splitlines(), excluded, args.contained_min_words)
         if remaining:
             sys.exit(f"{len(remaining)} excluded sentences are still in the LM text, e.g. {remaining[:3]}")
 

@@ -128,7 +128,8 @@ fi
 if run_stage 5 lm; then
   python scripts/build_lm.py --text "$data/text/web.txt" --dict "$corpus/dict.ltr.txt" --exclude $heldout \
     --order 4 --out-dir "$exp/lm"
-  python scripts/check_heldout.py --heldout $heldout --texts "$exp/lm/lm_text.txt" "$exp/teacher/train_text.txt"
+  python scripts/check_excluded.py --excluded $heldout --texts "$exp/lm/lm_text.txt" "$exp/teacher/train_text.txt" \
+    "$exp/teacher/heldout_text.txt"
   finish_stage 5 lm
 fi
 

@@ -39,9 +39,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,6 +49,7 @@ import transformers
 from tqdm import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, get_linear_schedule_with_warmup
 
+from ..data.exclusion import ExcludedSentences, read_excluded, remaining_excluded
 from ..data.manifest import DataError
 from ..data.text import normalize_transcript
 from ..io_utils import atomic_write, current_umask
@@ -104,53 +104,6 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_excluded(paths: Iterable[str]) -> Dict[str, str]:
-    """Normalised sentence -> ``file:line`` of its first occurrence in the ``exclude`` files."""
-    excluded = {}
-    for path in paths:
-        if not os.path.isfile(path):
-            raise DataError(f"--exclude file {path} not found")
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                sentence = normalize_transcript(line)
-                if sentence:
-                    excluded.setdefault(sentence, f"{path}:{line_no}")
-    return excluded
-
-
-class ExcludedSentences:
-    """Finds a line equal to an excluded sentence, or containing one of at least ``contained_min_words`` words
-    (word-aligned), through an index of the excluded sentences' first words."""
-
-    def __init__(self, sentences: Iterable[str], contained_min_words: int):
-        self.sentences = set(sentences)
-        self.prefix_words = contained_min_words
-        self.by_prefix = defaultdict(list)
-        for sentence in self.sentences:
-            words = sentence.split()
-            if len(words) >= contained_min_words:
-                self.by_prefix[tuple(words[:contained_min_words])].append(words)
-
-    def find(self, line: str) -> Optional[str]:
-        if line in self.sentences:
-            return line
-        words = line.split()
-        for start in range(len(words) - self.prefix_words + 1):
-            for candidate in self.by_prefix.get(tuple(words[start:start + self.prefix_words]), ()):
-                if words[start:start + len(candidate)] == candidate:
-                    return " ".join(candidate)
-        return None
-
-
-def remaining_excluded(lines: Sequence[str], excluded: Iterable[str], contained_min_words: int) -> List[str]:
-    """Brute-force check, independent of :class:`ExcludedSentences`: the excluded sentences that are a line of
-    ``lines`` or (when long enough) inside one."""
-    as_lines = set(lines)
-    text = "\n".join(f" {line} " for line in lines)
-    return sorted(s for s in excluded
-                  if s in as_lines or (len(s.split()) >= contained_min_words and f" {s} " in text))
 
 
 def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:

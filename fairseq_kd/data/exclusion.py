@@ -1,0 +1,66 @@
+"""Keeping dev/test sentences out of the text that trains the teacher and the n-gram LM.
+
+A line of training text must be *excluded* when it equals a dev/test transcript or contains one of at least
+``contained_min_words`` words (word-aligned), after both went through
+:func:`fairseq_kd.data.text.normalize_transcript`. :class:`ExcludedSentences` finds them fast (an index of
+the sentences' first words) while text is filtered; :func:`remaining_excluded` is an independent brute-force
+check of a finished text. Used by ``scripts/build_lm.py``, ``scripts/finetune_teacher.py`` and the recipe's
+``scripts/check_excluded.py``.
+"""
+import os
+from collections import defaultdict
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from .manifest import DataError
+from .text import normalize_transcript
+
+CONTAINED_MIN_WORDS = 4
+
+
+def read_excluded(paths: Iterable[str]) -> Dict[str, str]:
+    """Normalised sentence -> ``file:line`` of its first occurrence in the excluded transcript files."""
+    sentences = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DataError(f"excluded transcript file {path} not found")
+        with open(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, start=1):
+                sentence = normalize_transcript(line)
+                if sentence:
+                    sentences.setdefault(sentence, f"{path}:{line_no}")
+    return sentences
+
+
+class ExcludedSentences:
+    """Finds a line equal to an excluded sentence, or containing one of at least ``contained_min_words`` words
+    (word-aligned), through an index of the excluded sentences' first words."""
+
+    def __init__(self, sentences: Iterable[str], contained_min_words: int = CONTAINED_MIN_WORDS):
+        self.sentences = set(sentences)
+        self.prefix_words = contained_min_words
+        self.by_prefix = defaultdict(list)
+        for sentence in self.sentences:
+            words = sentence.split()
+            if len(words) >= contained_min_words:
+                self.by_prefix[tuple(words[:contained_min_words])].append(words)
+
+    def find(self, line: str) -> Optional[str]:
+        """The excluded sentence ``line`` is or contains, or None."""
+        if line in self.sentences:
+            return line
+        words = line.split()
+        for start in range(len(words) - self.prefix_words + 1):
+            for candidate in self.by_prefix.get(tuple(words[start:start + self.prefix_words]), ()):
+                if words[start:start + len(candidate)] == candidate:
+                    return " ".join(candidate)
+        return None
+
+
+def remaining_excluded(lines: Sequence[str], sentences: Iterable[str],
+                       contained_min_words: int = CONTAINED_MIN_WORDS) -> List[str]:
+    """Brute-force check, independent of :class:`ExcludedSentences`: the excluded sentences that are a line of
+    ``lines`` or (when long enough) inside one."""
+    as_lines = set(lines)
+    text = "\n".join(f" {line} " for line in lines)
+    return sorted(s for s in sentences
+                  if s in as_lines or (len(s.split()) >= contained_min_words and f" {s} " in text))
