@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SENTENCES, run
-from tiny_bert import save_tiny_bert
+from tiny_bert import one_torch_thread, save_tiny_bert  # noqa: F401 (autouse fixture)
 from fairseq_kd.data.manifest import DataError
 from fairseq_kd.data.text import normalize_transcript
 from fairseq_kd.io_utils import current_umask
@@ -19,15 +19,6 @@ from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
 SCRIPT = os.path.join(ROOT, "scripts", "finetune_teacher.py")
 WORDS = ("ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIMA MIKE NOVEMBER OSCAR PAPA QUEBEC "
          "ROMEO SIERRA TANGO UNIFORM VICTOR WHISKEY XRAY YANKEE ZULU").split()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine the threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

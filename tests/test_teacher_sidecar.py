@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT, run
-from tiny_bert import corpus_teacher, save_tiny_bert
+from tiny_bert import corpus_teacher, save_tiny_bert, one_torch_thread  # noqa: F401 (autouse fixture)
 from fairseq_kd.data.manifest import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
