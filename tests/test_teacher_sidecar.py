@@ -222,3 +222,15 @@ def test_a_teacher_without_trained_mlm_head_is_refused(corpus, tmp_path):
                                   with_mlm_head=False)
     with pytest.raises(DataError, match=r"cls\.predictions.* are missing and would be random"):
         MaskedLmTeacher(encoder_only)
+
+
+def test_a_bfloat16_teacher_gives_nearly_the_float32_probabilities(teacher_dir, teacher):
+    """--dtype (meant for GPUs) runs the teacher in lower precision; the softmax stays float32."""
+    half = MaskedLmTeacher(teacher_dir, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert teacher_meta(half, K, 1.0)["dtype"] == "bfloat16" and teacher_meta(teacher, K, 1.0)["dtype"] == "float32"
+    sequences = teacher.tokenize(["AND HE WENT OUT OF THE CITY", "THE LORD SAID"])
+    for (ids, probs), (half_ids, half_probs) in zip(teacher.masked_topk(sequences, K), half.masked_topk(sequences, K)):
+        assert half_probs.dtype == np.float32
+        np.testing.assert_allclose(half_probs.sum(1), probs.sum(1), rtol=0.05)
+        assert np.abs(half_probs[:, 0] - probs[:, 0]).max() < 0.02
