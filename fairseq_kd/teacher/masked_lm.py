@@ -62,7 +62,7 @@ class MaskedLmTeacher:
         if info["missing_keys"]:
             raise DataError(f"{model_dir}: weights {sorted(info['missing_keys'])} are missing and would be random "
                             f"(a BertModel without a trained MLM head, e.g. the raw all-MiniLM-L6-v2 encoder); "
-                            f"fine-tune the teacher's masked-LM head first")
+                            f"train it first with scripts/finetune_teacher.py --base {model_dir}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
         self.model.eval().to(device=device, dtype=DTYPES[dtype])
