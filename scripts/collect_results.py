@@ -10,7 +10,8 @@ duration of the subset, from ``<data>/<subset>.tsv``) and the parameters used at
 without the training-only attention decoder).
 
 Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
-seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset).
+seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
+with --stages the recipe's stage wall times (stage_times.md).
 
   python scripts/collect_results.py --exp exp/cpu --data data/cpu/corpus --out exp/cpu/results
 """
@@ -57,7 +58,7 @@ def audio_seconds(data, subset, sample_rate=16000):
 
 def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
     if checkpoint not in cache:
-        state = torch.load(checkpoint, map_location="cpu")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # fairseq checkpoint (trusted)
         cache[checkpoint] = sum(v.numel() for k, v in state["model"].items()
                                 if not k.startswith("aed_decoder.") and v.is_floating_point())
     return cache[checkpoint]
@@ -119,8 +120,8 @@ def write_outputs(rows, out, systems_order, main_subset):
     order = {s: i for i, s in enumerate(systems_order)}
     keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), k[1] != "greedy", k[1]))
     lines = ["| system | decoding | seeds | " + " | ".join(f"WER {s} (S/D/I)" for s in subsets)
-             + f" | decode time {main_subset} (s) | RTF | params at inference |",
-             "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|"]
+             + f" | decode time {main_subset} (s) | x greedy | RTF | params at inference |",
+             "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|---:|"]
     points = []
     for key in keys:
         group = groups[key]
@@ -136,8 +137,11 @@ def write_outputs(rows, out, systems_order, main_subset):
         seeds = sorted({r["seed"] for r in group})
         time_cell = spread([r["decode_s"] for r in main], "{:.2f}") if main else ""
         rtf_cell = spread([r["rtf"] for r in main], "{:.4f}") if main else ""
+        greedy = [r["decode_s"] for r in groups.get((key[0], "greedy"), []) if r["subset"] == main_subset]
+        ratio_cell = f"{statistics.mean(r['decode_s'] for r in main) / statistics.mean(greedy):.2f}" \
+            if main and greedy else ""
         lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
-                     + f" | {time_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
+                     + f" | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
         if main:
             points.append((f"{key[0]} ({key[1]})", statistics.mean(r["decode_s"] for r in main),
                            statistics.mean(r["wer"] for r in main)))
@@ -148,6 +152,9 @@ def write_outputs(rows, out, systems_order, main_subset):
 
 
 def plot(points, path, subset):
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import set the root logger to DEBUG
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,6 +175,19 @@ def plot(points, path, subset):
     plt.close(fig)
 
 
+def stage_times(stages_dir):
+    """Markdown table of the recipe's stage wall times (``<n>.<name>.start`` holds the start time, the
+    ``.done`` marker's modification time is the end)."""
+    rows = []
+    for start_file in sorted(glob.glob(os.path.join(stages_dir, "*.start")), key=lambda p: int(os.path.basename(p).split(".")[0])):
+        done_file = start_file[: -len(".start")] + ".done"
+        if os.path.isfile(done_file):
+            with open(start_file) as f:
+                seconds = os.path.getmtime(done_file) - int(f.read().strip())
+            rows.append(f"| {os.path.basename(start_file)[: -len('.start')]} | {seconds / 60:.1f} |")
+    return "| stage | wall time (min) |\n|---|---:|\n" + "\n".join(rows) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", required=True, help="experiment root with <system>/seed<N>/decode/<method>/<subset>")
@@ -176,8 +196,14 @@ def main():
     parser.add_argument("--systems", default="xs_ctc,xs_interctc,xs_aedkd,xs_interaedkd,xs_interctc_interaedkd",
                         help="row order of the table")
     parser.add_argument("--main-subset", default="test", help="subset of the timing columns and the plot")
+    parser.add_argument("--stages", help="the recipe's stage markers directory: adds stage_times.md")
     args = parser.parse_args()
     print(write_outputs(collect(args.exp, args.data), args.out, args.systems.split(","), args.main_subset))
+    if args.stages:
+        table = stage_times(args.stages)
+        with atomic_write(os.path.join(args.out, "stage_times.md")) as f:
+            f.write(table)
+        print("\n" + table)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,15 @@ def make_corpus(out_dir, num_train, num_valid, num_test, extra=()):
 def corpus(tmp_path_factory):
     """40 training, 6 validation and 13 test utterances (13: not a multiple of fairseq's batch multiple 8)."""
     return make_corpus(tmp_path_factory.mktemp("corpus"), 40, 6, 13)
+
+
+@pytest.fixture(scope="session")
+def kd_sidecars(corpus, tmp_path_factory):
+    """Top-10 sidecars of the corpus' train and valid splits from a tiny BERT teacher (the real extractor)."""
+    from tiny_bert import corpus_teacher
+
+    teacher = corpus_teacher(corpus, tmp_path_factory.mktemp("teacher"))
+    out = str(tmp_path_factory.mktemp("sidecars"))
+    run([sys.executable, os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py"), "--teacher", teacher,
+         "--data", corpus, "--splits", "train", "valid", "--out", out, "--topk", "10"])
+    return out

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from conftest import ROOT, USER_DIR, run
-from test_teacher_sidecar import read_lines, save_tiny_bert
 
 CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
 TINY = ["model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64", "model.depthwise_conv_kernel_size=5",
@@ -17,16 +16,6 @@ ON_CPU = ["common.fp16=false", "common.cpu=true", "common.log_format=simple", "d
           "dataset.num_workers=0", "dataset.max_tokens=320000", "optimization.update_freq=[1]"]
 VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
             "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd"]
-
-
-@pytest.fixture(scope="module")
-def sidecars(corpus, tmp_path_factory):
-    texts = [line for split in ("train", "valid", "test") for line in read_lines(os.path.join(corpus, f"{split}.wrd"))]
-    teacher = save_tiny_bert(tmp_path_factory.mktemp("teacher"), texts)
-    out = str(tmp_path_factory.mktemp("sidecars"))
-    run([sys.executable, os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py"), "--teacher", teacher,
-         "--data", corpus, "--splits", "train", "valid", "--out", out, "--topk", "10"])
-    return out
 
 
 def train(config, corpus, sidecars, save_dir, *overrides):
@@ -44,8 +33,8 @@ def decode(corpus, checkpoint, results):
 
 
 @pytest.mark.parametrize("config", VARIANTS)
-def test_variant_trains_and_logs_its_terms(config, corpus, sidecars, tmp_path):
-    log = train(config, corpus, sidecars, tmp_path / "ckpt", "model.encoder_layers=12" if config.startswith("100h")
+def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path):
+    log = train(config, corpus, kd_sidecars, tmp_path / "ckpt", "model.encoder_layers=12" if config.startswith("100h")
                 else "model.encoder_layers=6")
     step = re.findall(r"train_inner.*num_updates=2.*", log)
     assert step, log[-3000:]
@@ -60,9 +49,9 @@ def test_variant_trains_and_logs_its_terms(config, corpus, sidecars, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def kd_checkpoint(corpus, sidecars, tmp_path_factory):
+def kd_checkpoint(corpus, kd_sidecars, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("kd")
-    train("xs_interctc_interaedkd", corpus, sidecars, save_dir, "model.encoder_layers=6")
+    train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 

@@ -1,5 +1,6 @@
 """wav2vec_ctc_kd: fine-tuning from a checkpoint made by fairseq's own audio_pretraining, taps under layerdrop."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -29,14 +30,17 @@ FINETUNE = ["common.fp16=false", "common.cpu=true", "distributed_training.distri
             "model.aed_decoder_ffn_embed_dim=64", "model.aed_decoder_attention_heads=2"]
 
 
-def test_finetune_with_interctc_from_audio_pretraining_checkpoint_and_decode(corpus, pretrained, tmp_path):
+def test_interctc_interaedkd_finetunes_an_audio_pretraining_checkpoint_and_decodes(corpus, pretrained, kd_sidecars,
+                                                                                     tmp_path):
+    """The base_100h-like config (layerdrop 0.1 kept) on the 4-layer pretrained model: taps [2] and [2, 4]."""
     save_dir = tmp_path / "ft"
     proc = run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name",
                 "w2v_base_100h_interctc_interaedkd", f"task.data={corpus}", f"common.user_dir={USER_DIR}",
-                f"checkpoint.save_dir={save_dir}", f"model.w2v_path={pretrained}", "task.kd_sidecar_dir=null",
-                "criterion.aed_kd_weight=0", "model.aed_layers=[]", "model.inter_ctc_layers=[2]",
-                "optimization.max_update=3", *FINETUNE])
-    assert "interctc_loss_l2=" in proc.stdout and "valid on 'valid' subset" in proc.stdout
+                f"checkpoint.save_dir={save_dir}", f"model.w2v_path={pretrained}", f"task.kd_sidecar_dir={kd_sidecars}",
+                "model.aed_layers=[2,4]", "model.inter_ctc_layers=[2]", "optimization.max_update=3", *FINETUNE])
+    step = re.findall(r"train_inner.*num_updates=3.*", proc.stdout)[0]
+    assert all(f"{term}=" in step for term in ("ctc_loss", "interctc_loss_l2", "aed_kl_loss_l2", "aed_kl_loss_l4"))
+    assert "valid on 'valid' subset" in proc.stdout
     out = run(["fairseq-generate", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--path",
                str(save_dir / "checkpoint_last.pt"), "--gen-subset", "test", "--results-path", str(tmp_path),
                "--scoring", "wer", "--post-process", "letter", "--max-tokens", "320000", "--cpu"])

@@ -51,13 +51,13 @@ case "$preset" in
   demo)
     asr_text=examples/kd/data/web_sentences.txt   # the embedded 8000 sentences
     num_train=1500; num_valid=150; num_test=150; speed="1.0"; max_words=14
-    teacher_steps=120; max_update=2500; beams="50"
+    teacher_steps=80; max_update=1200; beams="50"
     lm_weights="0 0.5 1 2"; word_scores="-1 0 1"
     default_variants="xs_ctc xs_interctc_interaedkd" ;;
   cpu)
     asr_text=""                                    # the whole extracted text (stage 1)
     num_train=3000; num_valid=300; num_test=300; speed="0.9,1.0,1.1"; max_words=16
-    teacher_steps=400; max_update=5000; beams="10 50 100"
+    teacher_steps=400; max_update=4000; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
   librispeech)
@@ -137,6 +137,7 @@ if run_stage 6 train; then
   for seed in $seeds; do
     for v in $variants; do
       log "training $v seed $seed"
+      mkdir -p "$exp/$v"
       fairseq-hydra-train --config-dir examples/kd --config-name $v task.data="$ROOT/$corpus" \
         task.kd_sidecar_dir="$ROOT/$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" common.seed=$seed \
         checkpoint.save_dir="$ROOT/$exp/$v/seed$seed" optimization.max_update=$max_update \
@@ -181,7 +182,7 @@ fi
 
 if run_stage 8 results; then
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
-    --systems "$(echo $variants | tr ' ' ',')"
+    --systems "$(echo $variants | tr ' ' ',')" --stages "$stages"
   finish_stage 8 results
   log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"
 fi
