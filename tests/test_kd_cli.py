@@ -13,9 +13,11 @@ TINY = ["model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64", "model.d
         "model.aed_decoder_layers=1", "model.aed_decoder_embed_dim=32", "model.aed_decoder_ffn_embed_dim=64",
         "model.aed_decoder_attention_heads=2"]
 ON_CPU = ["common.fp16=false", "common.cpu=true", "common.log_format=simple", "dataset.valid_subset=valid",
+          "distributed_training.distributed_world_size=1",
           "dataset.num_workers=0", "dataset.max_tokens=320000", "optimization.update_freq=[1]"]
 VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
-            "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd"]
+            "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd",
+            "960h_interctc_interaedkd"]
 
 
 def train(config, corpus, sidecars, save_dir, *overrides):
@@ -34,12 +36,13 @@ def decode(corpus, checkpoint, results):
 
 @pytest.mark.parametrize("config", VARIANTS)
 def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path):
-    log = train(config, corpus, kd_sidecars, tmp_path / "ckpt", "model.encoder_layers=12" if config.startswith("100h")
-                else "model.encoder_layers=6")
+    log = train(config, corpus, kd_sidecars, tmp_path / "ckpt",
+                "model.encoder_layers=6" if config.startswith("xs") else "model.encoder_layers=12")
     step = re.findall(r"train_inner.*num_updates=2.*", log)
     assert step, log[-3000:]
     has_aed, has_inter = "aedkd" in config, "interctc" in config
-    taps = {"xs": {"aedkd": [6], "interaedkd": [3, 6]}, "100h": {"aedkd": [12], "interaedkd": [6, 12]}}
+    taps = {"xs": {"aedkd": [6], "interaedkd": [3, 6]}, "100h": {"aedkd": [12], "interaedkd": [6, 12]},
+            "960h": {"interaedkd": [6, 12]}}
     size, _, variant = config.partition("_")
     expected = taps[size]["aedkd" if variant == "aedkd" else "interaedkd"] if has_aed else []
     assert sorted(int(l) for l in re.findall(r"aed_kl_loss_l(\d+)=", step[0])) == expected

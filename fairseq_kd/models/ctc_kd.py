@@ -5,8 +5,9 @@ Architectures (``--arch`` / ``model._name``)::
 
     ctc_kd_conformer_xs     6 blocks, d=144, 4 heads, FFN 576, kernel 15; AED 2 x d=144   (CPU-sized)
     ctc_kd_conformer_100h  12 blocks, d=256, 4 heads, FFN 1024, kernel 31; AED 6 x d=256 (ESPnet LibriSpeech-100h)
+    ctc_kd_conformer_960h  12 blocks, d=512, 8 heads, FFN 2048, kernel 31; AED 6 x d=512 (ESPnet LibriSpeech-960h)
 
-Encoder parameters: 3.6 M (xs) and 21 M (100h) with letter units. Size fields left unset (``None``) take the
+Encoder parameters: 3.6 M (xs), 21 M (100h) and 83 M (960h) with letter units. Size fields left unset (``None``) take the
 architecture's value; fields set in a YAML file or on the command line win. ``model._name: ctc_kd`` means
 ``ctc_kd_conformer_xs``.
 
@@ -215,3 +216,7 @@ _register_size("ctc_kd_conformer_100h", encoder_layers=12, encoder_embed_dim=256
                encoder_attention_heads=4, depthwise_conv_kernel_size=31, dropout=0.1,
                aed_decoder_layers=6, aed_decoder_embed_dim=256, aed_decoder_ffn_embed_dim=2048,
                aed_decoder_attention_heads=4, aed_dropout=0.1)
+_register_size("ctc_kd_conformer_960h", encoder_layers=12, encoder_embed_dim=512, encoder_ffn_embed_dim=2048,
+               encoder_attention_heads=8, depthwise_conv_kernel_size=31, dropout=0.1,
+               aed_decoder_layers=6, aed_decoder_embed_dim=512, aed_decoder_ffn_embed_dim=2048,
+               aed_decoder_attention_heads=8, aed_dropout=0.1)

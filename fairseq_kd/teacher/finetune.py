@@ -351,7 +351,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             if step % cfg.save_every == 0 and step < cfg.steps:
