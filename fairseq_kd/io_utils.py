@@ -1,5 +1,6 @@
 """Small file helpers: every output of fairseq_kd is written atomically."""
 import contextlib
+import hashlib
 import os
 import tempfile
 
@@ -33,3 +34,12 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def sha256_file(path: str) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

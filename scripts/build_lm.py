@@ -17,7 +17,6 @@ Outputs in --out-dir, each written atomically: lm.bin (KenLM binary), lexicon.tx
 normalised text the LM was estimated on) and build_lm.json (sources, checksums, counts; written last).
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -28,21 +27,12 @@ import tempfile
 from fairseq.data import Dictionary
 from tqdm import tqdm
 
-from fairseq_kd.data.exclusion import ExcludedSentences, read_excluded, remaining_excluded
+from fairseq_kd.data.exclusion import ExcludedSentences, normalised_lines_without, read_excluded, remaining_excluded
 from fairseq_kd.data.manifest import DataError
-from fairseq_kd.data.text import normalize_transcript
 from fairseq_kd.decoding.lexicon import write_lexicon
-from fairseq_kd.io_utils import atomic_write
+from fairseq_kd.io_utils import atomic_write, sha256_file
 
 ARPA_SPECIALS = {"<s>", "</s>", "<unk>"}
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def kenlm_tool(name):
@@ -110,19 +100,13 @@ def main():
 
     with tempfile.TemporaryDirectory(dir=args.out_dir, prefix=".build_lm.") as work:
         text_tmp, arpa_tmp = os.path.join(work, "lm_text.txt"), os.path.join(work, "lm.arpa")
-        counts = {"input_lines": 0, "rejected_by_normaliser": 0, "excluded_lines": 0, "lm_lines": 0, "lm_words": 0}
+        counts = {"lm_lines": 0, "lm_words": 0}
         with open(args.text, encoding="utf-8") as src, open(text_tmp, "w", encoding="utf-8") as out:
-            for raw in tqdm(src, desc="normalise + exclude", unit=" lines", disable=None):
-                counts["input_lines"] += 1
-                line = normalize_transcript(raw)
-                if line is None:
-                    counts["rejected_by_normaliser"] += 1
-                elif matcher.find(line) is not None:
-                    counts["excluded_lines"] += 1
-                else:
-                    out.write(line + "\n")
-                    counts["lm_lines"] += 1
-                    counts["lm_words"] += len(line.split())
+            raw_lines = tqdm(src, desc="normalise + exclude", unit=" lines", disable=None)
+            for line in normalised_lines_without(raw_lines, matcher, counts):
+                out.write(line + "\n")
+                counts["lm_lines"] += 1
+                counts["lm_words"] += len(line.split())
         if counts["lm_lines"] == 0:
             sys.exit(f"no LM text left from {args.text} after normalisation and exclusion")
         with open(text_tmp, encoding="utf-8") as f:
@@ -144,13 +128,13 @@ def main():
         for name in ("lm.bin", "lexicon.txt", "lm_text.txt"):
             os.replace(os.path.join(work, name), os.path.join(args.out_dir, name))
     info = {
-        "text": os.path.abspath(args.text), "text_sha256": sha256(args.text),
-        "dict": os.path.abspath(args.dict), "dict_sha256": sha256(args.dict),
-        "exclude": [{"path": os.path.abspath(p), "sha256": sha256(p)} for p in args.exclude],
+        "text": os.path.abspath(args.text), "text_sha256": sha256_file(args.text),
+        "dict": os.path.abspath(args.dict), "dict_sha256": sha256_file(args.dict),
+        "exclude": [{"path": os.path.abspath(p), "sha256": sha256_file(p)} for p in args.exclude],
         "excluded_sentences": len(excluded), "contained_min_words": args.contained_min_words,
         **counts, "order": args.order, "prune": args.prune, "discount_fallback": args.discount_fallback,
         "lm_vocabulary": len(vocabulary), "lexicon_words": written, "words_not_spellable": skipped[:100],
-        "lm_bin_sha256": sha256(os.path.join(args.out_dir, "lm.bin")),
+        "lm_bin_sha256": sha256_file(os.path.join(args.out_dir, "lm.bin")),
     }
     with atomic_write(os.path.join(args.out_dir, "build_lm.json")) as f:
         json.dump(info, f, indent=1)

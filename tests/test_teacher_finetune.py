@@ -12,7 +12,7 @@ from conftest import ROOT, SENTENCES, run
 from tiny_bert import one_torch_thread, save_tiny_bert  # noqa: F401 (autouse fixture)
 from fairseq_kd.data.manifest import DataError
 from fairseq_kd.data.text import normalize_transcript
-from fairseq_kd.io_utils import current_umask
+from fairseq_kd.io_utils import current_umask, sha256_file
 from fairseq_kd.teacher import finetune as ft
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
 
@@ -122,7 +122,7 @@ def test_finetuning_trains_the_head_and_writes_a_teacher_the_extractor_accepts(t
     before, after = facts["heldout_before"], facts["heldout_after"]
     assert after["masked_positions"] == before["masked_positions"] > 100
     assert before["accuracy"] < 0.1 and after["accuracy"] > 0.15  # a context-free guess gets about 1/26
-    assert facts["counts"]["excluded_lines"] >= 1 and facts["exclude"][0][1] == ft.sha256_file(excluded)
+    assert facts["counts"]["excluded_lines"] >= 1 and facts["exclude"][0][1] == sha256_file(excluded)
     assert facts["counts"]["train_examples"] == facts["counts"]["train_lines"]  # max length 12: one line each
     train_lines = (out / ft.TRAIN_TEXT_FILE).read_text().split("\n")[:-1]
     heldout_lines = (out / ft.HELDOUT_TEXT_FILE).read_text().split("\n")[:-1]

@@ -9,7 +9,7 @@ check of a finished text. Used by ``scripts/build_lm.py``, ``scripts/finetune_te
 """
 import os
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from .manifest import DataError
 from .text import normalize_transcript
@@ -54,6 +54,22 @@ class ExcludedSentences:
                 if words[start:start + len(candidate)] == candidate:
                     return " ".join(candidate)
         return None
+
+
+def normalised_lines_without(raw_lines: Iterable[str], excluded: ExcludedSentences, counts: dict) -> Iterator[str]:
+    """Normalise ``raw_lines`` (:func:`normalize_transcript`) and yield those that are speakable and not
+    excluded; ``counts`` gets ``input_lines``, ``rejected_by_normaliser`` and ``excluded_lines``."""
+    for key in ("input_lines", "rejected_by_normaliser", "excluded_lines"):
+        counts.setdefault(key, 0)
+    for raw in raw_lines:
+        counts["input_lines"] += 1
+        line = normalize_transcript(raw)
+        if line is None:
+            counts["rejected_by_normaliser"] += 1
+        elif excluded.find(line) is not None:
+            counts["excluded_lines"] += 1
+        else:
+            yield line
 
 
 def remaining_excluded(lines: Sequence[str], sentences: Iterable[str],

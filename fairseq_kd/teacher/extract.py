@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ..data.manifest import DataError
 from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, sidecar_path,
                                     utterance_keys)
-from ..io_utils import atomic_write
+from ..io_utils import atomic_write, sha256_file
 from .masked_lm import LONG_TRANSCRIPT_POLICIES, MaskedLmTeacher, fingerprint
 
 logger = logging.getLogger(__name__)
@@ -92,14 +92,6 @@ def _read_json(path: str):
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _params_sha256(params: dict) -> str:
@@ -262,7 +254,7 @@ def merge_split(data_dir: str, split: str, out_dir: str) -> dict:
 
     header = _merge_parts(parts, out_dir, split, params["teacher"])
     header["keys_sha256"] = params["keys_sha256"]
-    header["transcripts"] = {"file": f"{split}.wrd", "sha256": _sha256_file(os.path.join(data_dir, f"{split}.wrd"))}
+    header["transcripts"] = {"file": f"{split}.wrd", "sha256": sha256_file(os.path.join(data_dir, f"{split}.wrd"))}
     header["extraction"] = {"chunk_size": chunk_size, "batch_tokens": params["batch_tokens"]}
     with atomic_write(sidecar_path(out_dir, split, "keys.txt")) as f:
         f.write("".join(key + "\n" for key in keys))

@@ -30,7 +30,6 @@ every ``save_every`` steps) reaches the same model as an uninterrupted one. The 
 :data:`TRAIN_TEXT_FILE` / :data:`HELDOUT_TEXT_FILE`, so that anyone can check what the teacher was trained on)
 is written to a temporary directory and renamed into place when complete.
 """
-import hashlib
 import importlib.util
 import json
 import logging
@@ -49,10 +48,9 @@ import transformers
 from tqdm import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, get_linear_schedule_with_warmup
 
-from ..data.exclusion import ExcludedSentences, read_excluded, remaining_excluded
+from ..data.exclusion import ExcludedSentences, normalised_lines_without, read_excluded, remaining_excluded
 from ..data.manifest import DataError
-from ..data.text import normalize_transcript
-from ..io_utils import atomic_write, current_umask
+from ..io_utils import atomic_write, current_umask, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +96,6 @@ class FinetuneConfig:
 
 # ----------------------------------------------------------------------------------------------------------- text
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:
     """Normalise, exclude and split the text: ``(train lines, held-out lines, counts)``."""
     if not os.path.isfile(cfg.text):
@@ -113,18 +103,9 @@ def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:
                         f"scripts/extract_text.py)")
     excluded = read_excluded(cfg.exclude)
     matcher = ExcludedSentences(excluded, cfg.contained_min_words)
-    counts = {"input_lines": 0, "rejected_by_normaliser": 0, "excluded_lines": 0}
-    lines = []
+    counts = {}
     with open(cfg.text, encoding="utf-8") as f:
-        for raw in f:
-            counts["input_lines"] += 1
-            line = normalize_transcript(raw)
-            if line is None:
-                counts["rejected_by_normaliser"] += 1
-            elif matcher.find(line) is not None:
-                counts["excluded_lines"] += 1
-            else:
-                lines.append(line)
+        lines = list(normalised_lines_without(f, matcher, counts))
     rng = np.random.default_rng(cfg.seed)
     num_blocks = math.ceil(len(lines) / HELDOUT_BLOCK)
     heldout_blocks = set(rng.permutation(num_blocks)[: round(cfg.heldout_fraction * num_blocks)].tolist())
