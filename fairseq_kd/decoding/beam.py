@@ -19,6 +19,7 @@ from typing import List, Optional
 import torch
 
 from ..data.text import WORD_BOUNDARY
+from .greedy import CtcDecoder
 
 try:
     from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions,
@@ -28,7 +29,7 @@ except ImportError as error:  # pragma: no cover - the environment installs it
                       "(pip install flashlight-text kenlm)") from error
 
 
-class FlashlightCtcDecoder:
+class FlashlightCtcDecoder(CtcDecoder):
     """What the flashlight-based decoders share: emissions, the per-utterance C++ search, fairseq hypotheses.
 
     Subclasses set ``self.decoder`` (a flashlight decoder whose ``decode(pointer, T, V)`` reads a
@@ -38,20 +39,9 @@ class FlashlightCtcDecoder:
     decoder = None
 
     def __init__(self, tgt_dict, blank: int, nbest: int = 1):
-        self.tgt_dict = tgt_dict
-        self.blank = blank
+        super().__init__(tgt_dict, blank)
         self.nbest = nbest
         self.silence = tgt_dict.index(WORD_BOUNDARY) if WORD_BOUNDARY in tgt_dict.indices else blank
-        self.eos = tgt_dict.eos()
-        self.symbols_to_strip_from_output = {tgt_dict.eos(), tgt_dict.bos(), tgt_dict.pad()}
-
-    @torch.no_grad()  # not inference_mode: fairseq-generate rescales the scores in place
-    def generate(self, models, sample, **unused):
-        """fairseq-generate's entry point: the model's CTC emissions (encoder + final CTC head), then search."""
-        if len(models) != 1:
-            raise ValueError("CTC beam search takes one model; pass a single checkpoint to --path")
-        log_probs, lengths = models[0].ctc_emissions(**sample["net_input"])
-        return self.decode(log_probs, lengths)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[List[dict]]:
         """Search every utterance of a padded batch.

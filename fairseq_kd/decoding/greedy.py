@@ -43,12 +43,13 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     )
 
 
-class CtcGreedyDecoder:
-    """The generator ``fairseq-generate`` drives (``task.build_generator``) for CTC models.
+class CtcDecoder:
+    """What every CTC decoder that ``fairseq-generate`` drives (``task.build_generator``) shares.
 
-    ``generate`` runs only what inference needs (the model's ``ctc_emissions``: encoder + final CTC head;
-    no InterCTC heads, no attention decoder) and returns fairseq's hypothesis format: for each utterance a
-    one-element list ``[{"tokens", "score", "positional_scores", "alignment", "timesteps"}]``.
+    ``generate`` runs only what inference needs, the model's ``ctc_emissions`` (encoder + final CTC head; no
+    InterCTC heads, no attention decoder), then :meth:`decode`, which returns fairseq's hypothesis format:
+    for each utterance a list of dicts with ``tokens``, ``score``, ``positional_scores``, ``alignment``,
+    ``timesteps``.
     """
 
     def __init__(self, tgt_dict, blank: int):
@@ -60,9 +61,19 @@ class CtcGreedyDecoder:
     @torch.no_grad()  # not inference_mode: fairseq-generate rescales the scores in place
     def generate(self, models, sample, **unused):
         if len(models) != 1:
-            raise ValueError("greedy CTC decoding takes one model; pass a single checkpoint to --path")
-        model = models[0]
-        log_probs, lengths = model.ctc_emissions(**sample["net_input"])
+            raise ValueError("CTC decoding takes one model; pass a single checkpoint to --path")
+        log_probs, lengths = models[0].ctc_emissions(**sample["net_input"])
+        return self.decode(log_probs, lengths)
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[List[dict]]:
+        """``log_probs``: ``B x T x V``, ``lengths``: ``B`` valid frames -> hypotheses per utterance."""
+        raise NotImplementedError
+
+
+class CtcGreedyDecoder(CtcDecoder):
+    """Batched best-path decoding (``--ctc-decoder greedy``, the default): one hypothesis per utterance."""
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[List[dict]]:
         out = ctc_greedy_search(log_probs, lengths, self.blank)
         return [
             [{"tokens": tokens, "score": score, "positional_scores": token_scores, "alignment": None,
