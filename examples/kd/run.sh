@@ -6,6 +6,7 @@
 #   bash examples/kd/run.sh --preset demo             # ~25 min on 2 CPU cores: 2 systems, small corpus
 #   bash examples/kd/run.sh --preset cpu              # a few hours on 2 CPU cores: all 5 systems
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
+#   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
 #
 # Stages (each leaves a .done marker in $exp/stages; rerunning skips finished stages, and fairseq resumes an
 # interrupted training from checkpoint_last.pt):
@@ -30,6 +31,7 @@ stop_stage=8
 preset=demo
 seeds="1"
 variants=""
+max_update_override=""
 nj=$(nproc)
 exp=""
 
@@ -40,9 +42,10 @@ while [ $# -gt 0 ]; do
     --preset) preset=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --variants) variants=$2; shift 2 ;;
+    --max-update) max_update_override=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
 done
@@ -82,6 +85,7 @@ TXT
   *) echo "unknown preset $preset (demo, cpu, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
+max_update=${max_update_override:-$max_update}
 exp=${exp:-exp/$preset}
 data=$exp/data
 corpus=$data/corpus
