@@ -4,16 +4,21 @@
 Each variant (a config of examples/kd) trains for --updates updates with the real ``fairseq-hydra-train``
 on the same data, batches and seed, in its own process; time per update is taken from fairseq's log
 timestamps between update --warmup and the last one (start-up and the first updates excluded), peak memory
-is the training process' maximum resident set size. Ratios are against the first variant.
+is the training process' maximum resident set size (with --ranks, the largest rank's). Ratios are against
+the first variant.
 
   python scripts/benchmark_training.py --data data/synth --sidecars data/synth/teacher \
       --variants xs_ctc,xs_interctc,xs_aedkd,xs_interaedkd --updates 60
+  # fairseq DDP on CPU: 2 gloo ranks (1 thread each) vs 1 rank accumulating the same 2 batches per update
+  python scripts/benchmark_training.py --data data/synth --sidecars data/synth/teacher \
+      --variants xs_interctc_interaedkd --ranks 2
+  python scripts/benchmark_training.py --data data/synth --sidecars data/synth/teacher \
+      --variants xs_interctc_interaedkd 'optimization.update_freq=[2]'
 """
 import argparse
 import datetime
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,17 +30,25 @@ PARAMS = re.compile(r"num\. shared model params: ([\d,]+)")
 
 def measure(variant, args, save_dir):
     """Train one variant in a child process; return (seconds per update, peak RSS MiB, parameters)."""
-    cmd = [os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"), "--config-dir",
+    train = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
+    launcher, ddp = [train], []
+    if args.ranks > 1:  # fairseq's DDP on CPU ranks through torchrun, as in README "Several GPUs or nodes"
+        launcher = [os.path.join(os.path.dirname(sys.executable), "torchrun"), f"--nproc-per-node={args.ranks}",
+                    f"--master-port={args.master_port}", "--no-python", train]
+        ddp = [f"distributed_training.distributed_world_size={args.ranks}", "distributed_training.distributed_backend=gloo",
+               "distributed_training.ddp_backend=legacy_ddp", "distributed_training.distributed_init_method=env://",
+               "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_rank=${oc.env:RANK}"]
+    cmd = [*launcher, "--config-dir",
            os.path.join(ROOT, "examples", "kd"), "--config-name", variant, f"task.data={args.data}",
            f"task.kd_sidecar_dir={args.sidecars}", f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}",
            f"checkpoint.save_dir={save_dir}", f"optimization.max_update={args.updates}", "common.log_interval=1",
            "dataset.disable_validation=true", "checkpoint.no_save=true", f"common.seed={args.seed}",
-           "dataset.num_workers=0", *args.overrides]
+           "dataset.num_workers=0", *ddp, *args.overrides]
     code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "sys.stdout.write(p.stdout + p.stderr); "
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
     proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+                          env={**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // args.ranks))})
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stdout[-4000:]}")
     stamps = {int(n): datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t, n in LOG_LINE.findall(proc.stdout)}
@@ -55,6 +68,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=10, help="updates excluded from the timing")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="CPU ranks (torchrun + gloo, fairseq's legacy_ddp); --threads are split between them, "
+                             "and each rank takes its own batch, so 2 ranks do the work of update_freq=[2]")
+    parser.add_argument("--master-port", type=int, default=29741, help="torchrun rendezvous port (--ranks > 1)")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides for every variant")
     args = parser.parse_args()
     if args.updates <= args.warmup:
@@ -68,7 +85,7 @@ def main():
             print(f"  {variant}: {seconds:.3f} s/update, {rss:.0f} MiB", file=sys.stderr)
     base_s, base_rss = rows[0][2], rows[0][3]
     print(f"\nTraining cost, {args.updates - args.warmup} timed updates after {args.warmup}, {args.threads} threads, "
-          f"data {args.data}")
+          f"{args.ranks} rank(s), data {args.data}, overrides {' '.join(args.overrides) or 'none'}")
     print("| variant | trained parameters | s / update | ratio | peak RSS (MiB) | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     for variant, params, seconds, rss in rows:

@@ -60,7 +60,7 @@ case "$preset" in
   cpu)
     asr_text=""                                    # the whole extracted text (stage 1)
     num_train=3000; num_valid=300; num_test=300; speed="0.9,1.0,1.1"; max_words=16
-    teacher_steps=400; max_update=4000; beams="10 50 100"
+    teacher_steps=400; max_update=2500; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
   librispeech)
