@@ -98,6 +98,12 @@ def collect(exp, data):
     return rows
 
 
+def method_order(method):
+    """greedy first, then by decoder name and beam size as a number (beam10_lm, beam50_lm, beam100_lm)."""
+    match = re.fullmatch(r"([a-z]+?)(\d+)(.*)", method)
+    return (method != "greedy", (match.group(1), int(match.group(2)), match.group(3)) if match else (method, 0, ""))
+
+
 def spread(values, fmt="{:.1f}"):
     if len(values) == 1:
         return fmt.format(values[0])
@@ -118,7 +124,7 @@ def write_outputs(rows, out, systems_order, main_subset):
         groups[(r["system"], r["method"])].append(r)
     subsets = sorted({r["subset"] for r in rows}, key=lambda s: (s != main_subset, s))
     order = {s: i for i, s in enumerate(systems_order)}
-    keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), k[1] != "greedy", k[1]))
+    keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), method_order(k[1])))
     lines = ["| system | decoding | seeds | " + " | ".join(f"WER {s} (S/D/I)" for s in subsets)
              + f" | decode time {main_subset} (s) | x greedy | RTF | params at inference |",
              "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|---:|"]
@@ -143,7 +149,7 @@ def write_outputs(rows, out, systems_order, main_subset):
         lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                      + f" | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
         if main:
-            points.append((f"{key[0]} ({key[1]})", statistics.mean(r["decode_s"] for r in main),
+            points.append((key[0], key[1], statistics.mean(r["decode_s"] for r in main),
                            statistics.mean(r["wer"] for r in main)))
     with atomic_write(os.path.join(out, "results.md")) as f:
         f.write("\n".join(lines) + "\n")
@@ -152,6 +158,7 @@ def write_outputs(rows, out, systems_order, main_subset):
 
 
 def plot(points, path, subset):
+    """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes)."""
     import logging
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import set the root logger to DEBUG
@@ -159,16 +166,22 @@ def plot(points, path, subset):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, seconds, wer in points:
-        ax.scatter(seconds, wer, s=40, marker="s" if "beam" in label else "o")
-        ax.annotate(label, (seconds, wer), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"decoding time on {subset} (s, log scale)")
+    systems = list(dict.fromkeys(system for system, _, _, _ in points))
+    methods = sorted({method for _, method, _, _ in points}, key=method_order)
+    colours = {system: plt.get_cmap("tab10")(i % 10) for i, system in enumerate(systems)}
+    markers = {method: "os^Dvp*hX"[i % 9] for i, method in enumerate(methods)}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for system, method, seconds, wer in points:
+        ax.scatter(seconds, wer, s=45, color=colours[system], marker=markers[method])
+    handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in systems]
+    handles += [Line2D([], [], color="grey", marker=markers[m], linestyle="", label=m) for m in methods]
+    ax.legend(handles=handles, fontsize=8, loc="center right")
+    ax.set_xlabel(f"decoding time on {subset} (s, fairseq-generate: model forward + search)")
     ax.set_ylabel(f"WER on {subset} (%)")
-    ax.set_title("Greedy CTC (circles) vs CTC beam search + n-gram LM (squares)")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Greedy CTC vs CTC beam search + n-gram LM shallow fusion")
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
