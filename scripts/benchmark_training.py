@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 
+from fairseq_kd.distributed import cpu_ddp_overrides
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[train_inner\].*num_updates=(\d+)", re.M)
 PARAMS = re.compile(r"num\. shared model params: ([\d,]+)")
@@ -35,9 +37,7 @@ def measure(variant, args, save_dir):
     if args.ranks > 1:  # fairseq's DDP on CPU ranks through torchrun, as in README "Several GPUs or nodes"
         launcher = [os.path.join(os.path.dirname(sys.executable), "torchrun"), f"--nproc-per-node={args.ranks}",
                     f"--master-port={args.master_port}", "--no-python", train]
-        ddp = [f"distributed_training.distributed_world_size={args.ranks}", "distributed_training.distributed_backend=gloo",
-               "distributed_training.ddp_backend=legacy_ddp", "distributed_training.distributed_init_method=env://",
-               "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_rank=${oc.env:RANK}"]
+        ddp = cpu_ddp_overrides(args.ranks)
     cmd = [*launcher, "--config-dir",
            os.path.join(ROOT, "examples", "kd"), "--config-name", variant, f"task.data={args.data}",
            f"task.kd_sidecar_dir={args.sidecars}", f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}",

@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch
 from conftest import BIN, ROOT, USER_DIR, run
 
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+from fairseq_kd.distributed import cpu_ddp_overrides
 
 CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
 # deterministic: no dropout (SpecAugment is off in the xs configs), same seed, no data-loader workers
@@ -20,9 +20,7 @@ TINY_KD = ["model.encoder_layers=4", "model.encoder_embed_dim=32", "model.encode
            "model.aed_decoder_layers=1", "model.aed_decoder_embed_dim=32", "model.aed_decoder_ffn_embed_dim=64",
            "model.aed_decoder_attention_heads=2", "model.dropout=0", "model.aed_dropout=0",
            "dataset.num_workers=0", "common.log_interval=1", "common.seed=3", "dataset.validate_interval_updates=0"]
-CPU_DDP = ["distributed_training.distributed_world_size=2", "distributed_training.distributed_backend=gloo",
-           "distributed_training.ddp_backend=legacy_ddp", "distributed_training.distributed_init_method=env://",
-           "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_rank=${oc.env:RANK}"]
+CPU_DDP = cpu_ddp_overrides(2)
 
 
 def hydra_args(corpus, sidecars, save_dir, *overrides):
