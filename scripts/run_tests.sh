@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# The README's test command (and CI's): install everything if needed (idempotent), then run the suite.
-# Extra arguments go to pytest, e.g. `bash scripts/run_tests.sh -k greedy`.
+# The README's test command (and CI's): install everything if needed (idempotent), run the test suite, then
+# run the whole recipe in small (examples/kd/run.sh --preset smoke, about 5 minutes: text, TTS corpus, teacher,
+# sidecars, LM, two trainings, greedy and beam + LM decoding, results table), so that a set-up step the main
+# command needs but the unit tests do not can never go missing unnoticed.
+#
+#   bash scripts/run_tests.sh               set-up + pytest + smoke recipe (what CI runs)
+#   bash scripts/run_tests.sh -k greedy     set-up + pytest with these arguments only (no smoke recipe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q "$@"
+if [ $# -eq 0 ]; then
+  rm -rf exp/smoke  # the smoke recipe always starts from nothing: its stage markers must not skip work
+  start=$(date +%s)
+  bash examples/kd/run.sh --preset smoke --exp exp/smoke
+  rows=$(grep -cE '^\| xs_(ctc|interctc_interaedkd) \| (greedy|beam10_lm) \|' exp/smoke/results/results.md || true)
+  [ "$rows" -eq 4 ] || { echo "smoke recipe: expected 4 result rows (2 systems x greedy, beam10_lm), got $rows"; exit 1; }
+  echo "smoke recipe finished in $(( $(date +%s) - start )) s: exp/smoke/results/results.md"
+fi

@@ -3,10 +3,14 @@
 # AED-KD / interAED-KD / interCTC-interAED-KD against CTC + n-gram LM shallow-fusion beam search, with
 # runtimes) on a speech corpus built offline, stage by stage like an ESPnet/icefall run.sh.
 #
+#   bash examples/kd/run.sh --preset smoke            # every stage in small (~5 min; run by scripts/run_tests.sh)
 #   bash examples/kd/run.sh --preset demo             # < 46 min on 2 CPU cores: 2 systems, small corpus
 #   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~2 h on 2 cores (RESULTS.md)
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
+#
+# Before stage 1 the recipe runs scripts/setup_env.sh, which installs what is missing (apt packages, .venv,
+# KenLM tools) and stops with one message listing anything it could not install.
 #
 # Stages (each leaves a .done marker in $exp/stages; rerunning skips finished stages, and fairseq resumes an
 # interrupted training from checkpoint_last.pt):
@@ -32,6 +36,7 @@ preset=demo
 seeds="1"
 variants=""
 max_update_override=""
+teacher_options=""
 nj=$(nproc)
 exp=""
 
@@ -45,12 +50,18 @@ while [ $# -gt 0 ]; do
     --max-update) max_update_override=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
 done
 
 case "$preset" in
+  smoke)  # every stage on a few dozen utterances: checks the tools and the wiring, not the method
+    asr_text=examples/kd/data/web_sentences.txt
+    num_train=60; num_valid=12; num_test=12; speed="1.0"; max_words=10
+    teacher_steps=3; teacher_options="--heldout-fraction 0.01"; max_update=30; beams="10"
+    lm_weights="0 1"; word_scores="0"
+    default_variants="xs_ctc xs_interctc_interaedkd" ;;
   demo)
     asr_text=examples/kd/data/web_sentences.txt   # the embedded 8000 sentences
     num_train=1500; num_valid=150; num_test=150; speed="1.0"; max_words=14
@@ -82,11 +93,11 @@ LibriSpeech-100h (GPU), same stages with real data:
 then stages 7-8 of this script with --exp exp/ls100 (decoding as below, subsets test_clean test_other).
 TXT
     exit 0 ;;
-  *) echo "unknown preset $preset (demo, cpu, librispeech)"; exit 1 ;;
+  *) echo "unknown preset $preset (smoke, demo, cpu, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
 max_update=${max_update_override:-$max_update}
-exp=${exp:-exp/$preset}
+exp=$(realpath -m "${exp:-exp/$preset}")
 data=$exp/data
 corpus=$data/corpus
 stages=$exp/stages
@@ -119,7 +130,7 @@ fi
 
 if run_stage 3 teacher; then
   python scripts/finetune_teacher.py --text "$data/text/web.txt" --exclude $heldout --out "$exp/teacher" \
-    --steps $teacher_steps --threads $nj
+    --steps $teacher_steps --threads $nj $teacher_options
   finish_stage 3 teacher
 fi
 
@@ -142,9 +153,9 @@ if run_stage 6 train; then
     for v in $variants; do
       log "training $v seed $seed"
       mkdir -p "$exp/$v"
-      fairseq-hydra-train --config-dir examples/kd --config-name $v task.data="$ROOT/$corpus" \
-        task.kd_sidecar_dir="$ROOT/$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" common.seed=$seed \
-        checkpoint.save_dir="$ROOT/$exp/$v/seed$seed" optimization.max_update=$max_update \
+      fairseq-hydra-train --config-dir examples/kd --config-name $v task.data="$corpus" \
+        task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" common.seed=$seed \
+        checkpoint.save_dir="$exp/$v/seed$seed" optimization.max_update=$max_update \
         > "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; exit 1; }
       grep -E "valid on 'valid'" "$exp/$v/seed$seed.train.log" | tail -1
     done
