@@ -17,7 +17,10 @@ the teacher's max_length - 2 WordPieces is an error by default; "window" reads e
 max_length - 2 WordPieces centred on it), --context-utterances N (the teacher also reads up to N preceding
 and N following utterances of the same chapter/speaker, Futami et al.'s "full-length" context; the group and
 the order come from the audio file names, LibriSpeech SPEAKER-CHAPTER-NNNN by default, other corpora need
---context-group-regex). Details: docs/teacher_sidecar.md.
+--context-group-regex), --drop-unspeakable (the top-k leaves out the ids a transcript's tokenisation can
+never produce, i.e. the special tokens but [UNK] and WordPieces with characters other than letters and the
+apostrophe, and renormalises over the rest; the probability they held is printed and kept in the header).
+Details: docs/teacher_sidecar.md.
 
 Cost: a transcript of n WordPieces takes n teacher passes of length n + 2 (more with context); measure it
 with scripts/benchmark_teacher.py. --device cuda (--dtype float16/bfloat16) runs the teacher on a GPU.
@@ -75,6 +78,10 @@ def main():
     parser.add_argument("--context-group-regex", default=LIBRISPEECH_GROUPS,
                         help="regex that fully matches every audio file stem, with named groups 'group' (the "
                              "chapter/speaker) and 'index' (integer order); default: LibriSpeech SPK-CHAPTER-NNNN")
+    parser.add_argument("--drop-unspeakable", action="store_true",
+                        help="take the top-k from the teacher's distribution without the tokens no transcript contains "
+                             "([CLS], [SEP], [PAD], [MASK], WordPieces with digits, punctuation but the apostrophe or "
+                             "non-ASCII characters; [UNK] is kept), renormalised")
     parser.add_argument("--shard-id", type=int, default=0, help="this process' shard, 0 .. --num-shards - 1")
     parser.add_argument("--num-shards", type=int, default=1,
                         help="shards computing a split together; >1: merge with scripts/merge_teacher_sidecar.py")
@@ -89,7 +96,10 @@ def main():
 
     teacher = MaskedLmTeacher(args.teacher, args.device, args.dtype)
     meta = teacher_meta(teacher, args.topk, args.temperature, args.long_transcripts, args.context_utterances,
-                        args.context_group_regex)
+                        args.context_group_regex, args.drop_unspeakable)
+    if args.drop_unspeakable:
+        print(f"--drop-unspeakable: {meta['drop_unspeakable']['num_dropped_ids']} of the {teacher.vocab_size} teacher "
+              f"ids left out of the top-k")
     out = args.out or os.path.join(args.data, "teacher")
     prepare_sidecar_dir(out, meta)
     for split in args.splits:
@@ -99,10 +109,12 @@ def main():
             print(f"{split}: shard {args.shard_id} of {args.num_shards} done -> {out}")
             continue
         stats = header["stats"]
+        dropped = (f", mean probability of the dropped unspeakable tokens {stats['unspeakable_mass_mean']:.4f}"
+                   if "unspeakable_mass_mean" in stats else "")
         print(f"{split}: {header['num_utterances']} utterances, {header['num_positions']} WordPieces; teacher top-1 "
               f"accuracy {100 * stats['top1_accuracy']:.1f} %, reference in top-{args.topk} "
-              f"{100 * stats['reference_in_topk']:.1f} %, mean top-{args.topk} mass {stats['topk_mass_mean']:.3f} "
-              f"-> {out}")
+              f"{100 * stats['reference_in_topk']:.1f} %, mean top-{args.topk} mass {stats['topk_mass_mean']:.3f}"
+              f"{dropped} -> {out}")
 
 
 if __name__ == "__main__":

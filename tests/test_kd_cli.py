@@ -17,7 +17,9 @@ ON_CPU = ["common.fp16=false", "common.cpu=true", "common.log_format=simple", "d
           "dataset.num_workers=0", "dataset.max_tokens=320000", "optimization.update_freq=[1]"]
 VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
             "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd",
-            "960h_interctc_interaedkd"]
+            "960h_interctc_interaedkd", "xs_interctc_interaedkd_masked", "xs_interctc_interaedkd_nar",
+            "100h_interctc_interaedkd_masked", "100h_interctc_interaedkd_nar", "xs_interctc_interaedkd_beta0",
+            "xs_interctc_interaedkd_beta05", "xs_interctc_interaedkd_alpha05"]
 
 
 def train(config, corpus, sidecars, save_dir, *overrides):

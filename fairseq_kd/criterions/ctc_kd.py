@@ -98,6 +98,9 @@ class CtcKdCriterion(FairseqCriterion):
         inter_ctc = {l: self.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets, target_lengths)
                      for l, logits in net_output["inter_ctc_logits"]}
         loss = (1 - w) * ctc + w * torch.stack(list(inter_ctc.values())).mean() if inter_ctc else ctc
+        if "aed_logits" in net_output:  # teacher ids -> the decoder's vocabulary (restricted or not)
+            teacher = {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
+                       "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
         aed = {l: self.aed_losses(logits, teacher) for l, logits in net_output.get("aed_logits", [])}
         if aed:
             aed_mixed = torch.stack([(1 - beta) * ce + beta * kl for kl, ce in aed.values()]).mean()
@@ -130,6 +133,7 @@ class CtcKdCriterion(FairseqCriterion):
 
         ``logits``: ``B x L x V``; ``teacher["target"]``: ``B x L``; ``teacher["topk_ids"]``,
         ``teacher["topk_probs"]``: ``B x L x k``; ``teacher["padding_mask"]``: ``B x L`` (True on padding).
+        Ids index the decoder's vocabulary (``model.aed_decoder_ids`` of the teacher's ids).
         """
         lprobs = F.log_softmax(logits.float(), dim=-1)
         keep = ~teacher["padding_mask"]

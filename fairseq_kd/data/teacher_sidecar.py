@@ -9,7 +9,9 @@ A transcript (``{split}.wrd`` line) is tokenised into the teacher's WordPieces `
 For every position ``u`` the teacher reads ``[CLS] t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n [SEP]`` (with optional
 context, or in a window when the transcript is too long: :mod:`fairseq_kd.teacher.masked_lm`) and the sidecar
 keeps the ``K`` most probable ids ``v_{u,1..K}`` of ``p_u = softmax(z_u / tau)``, in descending order, with their
-probabilities ``p_u(v_{u,k})`` (not renormalised: their sum is the top-k mass, at most 1).
+probabilities ``p_u(v_{u,k})`` (not renormalised: their sum is the top-k mass, at most 1). With
+``drop_unspeakable``, ``p_u`` is the teacher's distribution without the unspeakable ids, renormalised
+(:mod:`fairseq_kd.teacher.masked_lm`).
 
 Files in the sidecar directory (``task.kd_sidecar_dir``)::
 
@@ -17,12 +19,15 @@ Files in the sidecar directory (``task.kd_sidecar_dir``)::
                              ``name`` (directory name), ``fingerprint`` (sha256 of config, vocabulary, weights),
                              ``vocab_size``, ``vocab_sha256`` (of the id-ordered vocabulary), ``special_ids`` (pad,
                              cls, sep, mask, unk), ``max_length``, ``dtype``, ``topk`` K, ``temperature`` tau,
-                             ``long_transcripts`` ("error": refused, "window": windows) and ``context`` (None, or
-                             ``{"utterances": N, "group_regex": ...}``)
+                             ``long_transcripts`` ("error": refused, "window": windows), ``context`` (None, or
+                             ``{"utterances": N, "group_regex": ...}``) and, only in sidecars extracted with
+                             ``--drop-unspeakable``, ``drop_unspeakable`` (the ids left out of the top-k:
+                             :func:`fairseq_kd.teacher.extract.teacher_meta`)
     {split}.kd.json          header, written last: ``format``, ``split``, ``num_utterances``, ``num_positions``,
                              ``teacher`` (= teacher.json), ``keys_sha256`` (of the keys file), ``transcripts``
                              (``{split}.wrd`` and its sha256), ``extraction`` (chunk size, batch tokens) and
-                             ``stats`` (teacher top-1 accuracy on the transcripts, reference in top-k, top-k mass)
+                             ``stats`` (teacher top-1 accuracy on the transcripts, reference in top-k, top-k mass;
+                             with ``drop_unspeakable`` the mean probability the dropped ids held)
     {split}.kd.keys.txt      ``relative/audio/path<TAB>TRANSCRIPT`` per manifest line: what the row belongs to
     {split}.kd.offsets.npy   int64  [N + 1]  utterance i owns positions offsets[i] .. offsets[i + 1] - 1
     {split}.kd.tokens.npy    int32  [P]      t_u, teacher vocabulary ids

@@ -5,13 +5,15 @@ single spaces. Letter labels (``.ltr``) follow fairseq's ``libri_labels.py``: ev
 a space, ``|`` marking word boundaries and closing the line (``HI YOU`` -> ``H I | Y O U |``).
 """
 import re
+import string
 import unicodedata
 from typing import Optional
 
 WORD_BOUNDARY = "|"
+TRANSCRIPT_ALPHABET = string.ascii_uppercase + "'"  # every character of a transcript but the word-separating space
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
 _DROP = re.compile(r"[\"\u201c\u201d,.;:!?()\[\]{}\u2014\u2013-]")
-_ALLOWED = re.compile(r"^[A-Z' ]+$")
+_ALLOWED = re.compile(f"^[{re.escape(TRANSCRIPT_ALPHABET)} ]+$")
 
 
 def normalize_transcript(text: str) -> Optional[str]:

@@ -23,23 +23,27 @@ Outputs of :meth:`CtcKdModel.forward` (tensors only; the criterion turns them in
     inter_ctc_logits   [(l, T x B x V)] for l in inter_ctc_layers
     aed_logits         [(l, B x L x V_teacher)] for l in aed_layers, only when aed_prev_output_tokens is given
 """
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
-from omegaconf import II
+from omegaconf import II, OmegaConf, open_dict
 
+from ..data.teacher_sidecar import TeacherSidecar
 from .aed_decoder import SharedAttentionDecoder
 from .conformer import ConformerEncoder
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ARCH = "ctc_kd_conformer_xs"
+TRAIN_SIDECAR_SPLIT = "train"  # the split whose teacher ids make the restricted decoder vocabulary
 
 
 @dataclass
@@ -70,6 +74,26 @@ class DistillationTapsConfig(FairseqDataclass):
                 "another teacher"})
     aed_pad_idx: Optional[int] = field(default=None, metadata={
         "help": "teacher [PAD] id, set from the sidecars"})
+    aed_unk_idx: Optional[int] = field(default=None, metadata={
+        "help": "teacher [UNK] id, set from the sidecars"})
+    aed_mask_idx: Optional[int] = field(default=None, metadata={
+        "help": "teacher [MASK] id, set from the sidecars"})
+    aed_input_mask_prob: float = field(default=0.0, metadata={
+        "help": "beyond the paper: while training, replace each decoder input WordPiece by the teacher's [MASK] "
+                "with this probability (conditional-masked-LM style), so that the decoder must read the audio "
+                "instead of predicting the teacher from the WordPiece prefix; 0 = the paper's teacher forcing"})
+    aed_non_autoregressive: bool = field(default=False, metadata={
+        "help": "beyond the paper: every decoder input WordPiece is [MASK] (training and validation) and the "
+                "decoder's self-attention is not causal: it predicts the teacher from the audio and the "
+                "number of tokens only"})
+    aed_restrict_vocab: bool = field(default=False, metadata={
+        "help": "give the decoder only the teacher ids that occur in the training sidecar ({train split}.kd: "
+                "WordPieces and top-k ids) plus the specials, instead of the whole teacher vocabulary: a "
+                "smaller output layer and softmax (xs: about a quarter of the 30522 ids); the id map is saved in the "
+                "checkpoint, ids outside it count as [UNK]"})
+    aed_output_size: Optional[int] = field(default=None, metadata={
+        "help": "size of the decoder's vocabulary, set at training time (the restricted vocabulary's size, or "
+                "the teacher's) and stored in the checkpoint"})
 
 
 @dataclass
@@ -87,6 +111,17 @@ class CtcKdConfig(DistillationTapsConfig):
     input_feat_dim: int = II("task.num_mel_bins")
 
 
+def add_missing_fields(cfg, config_class) -> None:
+    """Give a config saved by an older version of this plugin (a checkpoint's) the fields added since, with
+    their defaults, so that old checkpoints keep loading."""
+    if not OmegaConf.is_config(cfg):
+        return
+    with open_dict(cfg):
+        for f in dataclasses.fields(config_class):
+            if f.name not in cfg and f.default is not dataclasses.MISSING:
+                cfg[f.name] = f.default
+
+
 def check_tap_layers(name: str, layers, num_layers: int, allow_final: bool) -> List[int]:
     """Validate 1-based tap indices against the encoder depth; return them sorted."""
     top = num_layers if allow_final else num_layers - 1
@@ -99,8 +134,12 @@ def check_tap_layers(name: str, layers, num_layers: int, allow_final: bool) -> L
     return sorted(layers)
 
 
-def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> None:
-    """Fill the decoder's vocabulary fields from the task's teacher sidecars, or check them against it."""
+def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> Optional[np.ndarray]:
+    """Fill the decoder's vocabulary fields from the task's teacher sidecars, or check them against it.
+
+    Returns the restricted vocabulary (teacher ids, [PAD] first) when ``cfg.aed_restrict_vocab`` and the
+    sidecars are at hand; None otherwise (no restriction, or a model rebuilt from its checkpoint config,
+    whose id map comes with the weights)."""
     header = getattr(task, "teacher_header", None)
     if header is not None:
         if cfg.aed_vocab_sha256 not in (None, header["vocab_sha256"]) or cfg.aed_vocab_size not in (
@@ -113,9 +152,43 @@ def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> None:
         cfg.aed_vocab_size = header["vocab_size"]
         cfg.aed_vocab_sha256 = header["vocab_sha256"]
         cfg.aed_pad_idx = header["special_ids"]["pad"]
+        cfg.aed_unk_idx = header["special_ids"]["unk"]
+        cfg.aed_mask_idx = header["special_ids"]["mask"]
     if cfg.aed_vocab_size is None:
         raise ValueError(f"model.aed_layers={list(cfg.aed_layers)} needs the teacher vocabulary: set "
                          f"task.kd_sidecar_dir to the directory of the teacher sidecars")
+    output_ids = None
+    if cfg.aed_restrict_vocab and header is not None:
+        output_ids = training_sidecar_vocabulary(task.cfg.kd_sidecar_dir, header)
+        if cfg.aed_output_size not in (None, len(output_ids)):
+            logger.warning(f"model.aed_output_size={cfg.aed_output_size} but the training sidecar has "
+                           f"{len(output_ids)} distinct ids: the checkpoint's id map will be used when it is loaded")
+        else:
+            cfg.aed_output_size = len(output_ids)
+        logger.info(f"attention decoder vocabulary restricted to the {len(output_ids)} teacher ids of the "
+                    f"training sidecar and the specials ({len(output_ids) / header['vocab_size']:.1%} of "
+                    f"{header['vocab_size']})")
+    elif not cfg.aed_restrict_vocab:
+        cfg.aed_output_size = cfg.aed_vocab_size
+    elif cfg.aed_output_size is None:
+        raise ValueError("model.aed_restrict_vocab=true needs the teacher sidecars (task.kd_sidecar_dir) when the "
+                         "model is built for training")
+    return output_ids
+
+
+def training_sidecar_vocabulary(sidecar_dir: str, header: dict, split: str = TRAIN_SIDECAR_SPLIT) -> np.ndarray:
+    """Teacher ids of the restricted decoder vocabulary: [PAD], then every id that occurs in ``split``'s
+    sidecar (WordPieces and top-k ids) and the other specials, ascending."""
+    sidecar = TeacherSidecar(sidecar_dir, split)
+    seen = np.zeros(header["vocab_size"], dtype=bool)
+    for i in range(len(sidecar)):
+        tokens, topk_ids, _ = sidecar[i]
+        seen[tokens] = True
+        seen[topk_ids] = True
+    specials = header["special_ids"]
+    seen[[specials[name] for name in ("cls", "sep", "mask", "unk")]] = True
+    seen[specials["pad"]] = False
+    return np.concatenate([[specials["pad"]], np.flatnonzero(seen)])
 
 
 class CtcKdBaseModel(BaseFairseqModel):
@@ -124,7 +197,8 @@ class CtcKdBaseModel(BaseFairseqModel):
     Subclasses provide :meth:`encode` (source -> per-layer states, padding mask) and :meth:`build_model`.
     """
 
-    def __init__(self, cfg: DistillationTapsConfig, encoder_dim: int, num_layers: int, vocab_size: int):
+    def __init__(self, cfg: DistillationTapsConfig, encoder_dim: int, num_layers: int, vocab_size: int,
+                 aed_output_ids: Optional[np.ndarray] = None):
         super().__init__()
         self.cfg = cfg
         self.ctc_proj = nn.Linear(encoder_dim, vocab_size)
@@ -137,7 +211,13 @@ class CtcKdBaseModel(BaseFairseqModel):
                 vocab_size=cfg.aed_vocab_size, pad_idx=cfg.aed_pad_idx, encoder_dim=encoder_dim,
                 embed_dim=cfg.aed_decoder_embed_dim, ffn_embed_dim=cfg.aed_decoder_ffn_embed_dim,
                 attention_heads=cfg.aed_decoder_attention_heads, layers=cfg.aed_decoder_layers,
-                dropout=cfg.aed_dropout)
+                dropout=cfg.aed_dropout, unk_idx=cfg.aed_unk_idx, output_ids=aed_output_ids,
+                output_size=cfg.aed_output_size if cfg.aed_restrict_vocab else None, mask_idx=cfg.aed_mask_idx,
+                input_mask_prob=cfg.aed_input_mask_prob, non_autoregressive=cfg.aed_non_autoregressive)
+
+    def aed_decoder_ids(self, teacher_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher ids -> indices of the decoder's logits (identity unless ``aed_restrict_vocab``)."""
+        return self.aed_decoder.decoder_ids(teacher_ids)
 
     def encode(self, source, padding_mask):
         """Return ``(states, padding_mask)``: ``states[l - 1]`` is layer ``l`` (``T x B x C``), mask ``B x T``."""
@@ -174,21 +254,22 @@ class CtcKdBaseModel(BaseFairseqModel):
 
 @register_model("ctc_kd", dataclass=CtcKdConfig)
 class CtcKdModel(CtcKdBaseModel):
-    def __init__(self, cfg: CtcKdConfig, encoder: ConformerEncoder, vocab_size: int):
-        super().__init__(cfg, cfg.encoder_embed_dim, cfg.encoder_layers, vocab_size)
+    def __init__(self, cfg: CtcKdConfig, encoder: ConformerEncoder, vocab_size: int,
+                 aed_output_ids: Optional[np.ndarray] = None):
+        super().__init__(cfg, cfg.encoder_embed_dim, cfg.encoder_layers, vocab_size, aed_output_ids)
         self.encoder = encoder
 
     @classmethod
     def build_model(cls, cfg: CtcKdConfig, task):
+        add_missing_fields(cfg, CtcKdConfig)
         ARCH_CONFIG_REGISTRY[DEFAULT_ARCH](cfg)  # fills fields that neither an arch nor the user set
-        if cfg.aed_layers:
-            configure_teacher_vocabulary(cfg, task)
+        aed_output_ids = configure_teacher_vocabulary(cfg, task) if cfg.aed_layers else None
         encoder = ConformerEncoder(
             input_dim=cfg.input_feat_dim, embed_dim=cfg.encoder_embed_dim, ffn_embed_dim=cfg.encoder_ffn_embed_dim,
             attention_heads=cfg.encoder_attention_heads, layers=cfg.encoder_layers,
             depthwise_conv_kernel_size=cfg.depthwise_conv_kernel_size,
             subsampling_channels=cfg.subsampling_channels or cfg.encoder_embed_dim, dropout=cfg.dropout)
-        return cls(cfg, encoder, len(task.target_dictionary))
+        return cls(cfg, encoder, len(task.target_dictionary), aed_output_ids)
 
     def encode(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None):
         """``source``: ``B x T x F`` filterbanks, ``padding_mask``: ``B x T`` (True on padding)."""

@@ -16,11 +16,12 @@ models), like the final output does; the final layer's state is the encoder outp
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2AsrConfig, Wav2VecEncoder
 
-from .ctc_kd import CtcKdBaseModel, DistillationTapsConfig, configure_teacher_vocabulary
+from .ctc_kd import CtcKdBaseModel, DistillationTapsConfig, add_missing_fields, configure_teacher_vocabulary
 
 DEFAULT_AED = dict(aed_decoder_layers=6, aed_decoder_embed_dim=256, aed_decoder_ffn_embed_dim=2048,
                    aed_decoder_attention_heads=4, aed_dropout=0.1)
@@ -33,19 +34,20 @@ class Wav2VecCtcKdConfig(Wav2Vec2AsrConfig, DistillationTapsConfig):
 
 @register_model("wav2vec_ctc_kd", dataclass=Wav2VecCtcKdConfig)
 class Wav2VecCtcKdModel(CtcKdBaseModel):
-    def __init__(self, cfg: Wav2VecCtcKdConfig, w2v_encoder: Wav2VecEncoder, vocab_size: int):
+    def __init__(self, cfg: Wav2VecCtcKdConfig, w2v_encoder: Wav2VecEncoder, vocab_size: int,
+                 aed_output_ids: Optional[np.ndarray] = None):
         transformer = w2v_encoder.w2v_model.encoder
-        super().__init__(cfg, transformer.embedding_dim, len(transformer.layers), vocab_size)
+        super().__init__(cfg, transformer.embedding_dim, len(transformer.layers), vocab_size, aed_output_ids)
         self.w2v_encoder = w2v_encoder
 
     @classmethod
     def build_model(cls, cfg: Wav2VecCtcKdConfig, task):
+        add_missing_fields(cfg, Wav2VecCtcKdConfig)
         for key, value in DEFAULT_AED.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, value)
-        if cfg.aed_layers:
-            configure_teacher_vocabulary(cfg, task)
-        return cls(cfg, Wav2VecEncoder(cfg), len(task.target_dictionary))
+        aed_output_ids = configure_teacher_vocabulary(cfg, task) if cfg.aed_layers else None
+        return cls(cfg, Wav2VecEncoder(cfg), len(task.target_dictionary), aed_output_ids)
 
     def encode(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None):
         """``source``: ``B x S`` waveform, ``padding_mask``: ``B x S``. Returns per-layer ``T x B x C`` states."""

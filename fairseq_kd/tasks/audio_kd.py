@@ -13,6 +13,9 @@ Data directory (``task.data``), as for ``audio_finetuning``: ``{split}.tsv``, ``
 * ``kd_sidecar_dir`` adds the masked-LM teacher's top-k targets (``sample["teacher"]``) from the sidecars of
   ``scripts/extract_teacher_sidecar.py``, matched to the audio by manifest line and ``id``
   (:mod:`fairseq_kd.data.teacher_sidecar`); :attr:`AudioKdTask.teacher_header` describes their teacher;
+* training and validation log the audio of each batch beside fairseq's ``wpb`` / ``wps``: ``apb`` (audio
+  seconds per batch) and ``aps`` (audio seconds per wall-clock second, the throughput that matters for
+  speech), from the valid frames of the batch (:meth:`AudioKdTask.audio_seconds`);
 * :meth:`AudioKdTask.build_generator` returns the CTC decoder that ``fairseq-generate`` drives, chosen by
   ``--ctc-decoder``: batched greedy (default), beam search without LM, or beam search with KenLM shallow
   fusion (see docs/decoding.md). Decoder options are read from the command line (``self.cfg`` and the
@@ -25,11 +28,12 @@ from typing import Optional
 
 from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
 from fairseq.dataclass import ChoiceEnum
+from fairseq.logging import metrics
 from fairseq.tasks import register_task
 from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
 from omegaconf import OmegaConf, open_dict
 
-from ..data.fbank_dataset import FbankFeatureDataset
+from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
 from ..data.manifest import DataError, check_split
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
 from ..decoding.beam import CtcBeamDecoder
@@ -173,6 +177,33 @@ class AudioKdTask(AudioFinetuningTask):
         """``teacher.json`` of ``task.kd_sidecar_dir`` (``vocab_size``, ``vocab_sha256``, ``special_ids``,
         ``topk``, ``temperature``, ``fingerprint``), or None without sidecars."""
         return read_teacher_meta(self.cfg.kd_sidecar_dir) if self.cfg.kd_sidecar_dir else None
+
+    def audio_seconds(self, sample) -> float:
+        """Seconds of audio in a batch: valid filterbank frames x 10 ms, or valid waveform samples / rate."""
+        net_input = sample["net_input"]
+        source, padding_mask = net_input["source"], net_input.get("padding_mask")
+        valid = source.shape[0] * source.shape[1] if padding_mask is None else int((~padding_mask).sum())
+        return valid * (FRAME_SHIFT_MS / 1000 if self.cfg.features == "fbank" else 1 / self.cfg.sample_rate)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        loss, sample_size, logging_output = super().train_step(sample, model, criterion, optimizer, update_num,
+                                                               ignore_grad)
+        logging_output["audio_seconds"] = 0.0 if ignore_grad else self.audio_seconds(sample)
+        return loss, sample_size, logging_output
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        logging_output["audio_seconds"] = self.audio_seconds(sample)
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        """fairseq's metrics (``wpb``, ``wps``, ``bsz``, the criterion's), plus ``apb`` and ``aps``: audio
+        seconds per batch and per wall-clock second."""
+        super().reduce_metrics(logging_outputs, criterion)
+        audio = sum(log.get("audio_seconds", 0.0) for log in logging_outputs)
+        if audio > 0:
+            metrics.log_scalar("apb", audio, priority=185, round=1)
+            metrics.log_speed("aps", audio, priority=95, round=1)
 
     @staticmethod
     def _specaugment(task_cfg):

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from ..data.manifest import DataError
 from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, sidecar_path,
                                     utterance_keys)
+from ..data.text import TRANSCRIPT_ALPHABET
 from ..io_utils import atomic_write, sha256_file
 from .masked_lm import LONG_TRANSCRIPT_POLICIES, MaskedLmTeacher, fingerprint
 
@@ -48,9 +49,15 @@ MERGE_COMMAND = "scripts/merge_teacher_sidecar.py"
 
 
 def teacher_meta(teacher: MaskedLmTeacher, topk: int, temperature: float, long_transcripts: str = "error",
-                 context_utterances: int = 0, context_group_regex: str = LIBRISPEECH_GROUPS) -> dict:
+                 context_utterances: int = 0, context_group_regex: str = LIBRISPEECH_GROUPS,
+                 drop_unspeakable: bool = False) -> dict:
     """The teacher header: ``teacher.json`` and the ``teacher`` entry of every split header. Everything that
-    changes the stored numbers is in it, so all splits of a directory share it."""
+    changes the stored numbers is in it, so all splits of a directory share it.
+
+    ``drop_unspeakable``: the top-k excludes :meth:`MaskedLmTeacher.unspeakable_ids` (see
+    :mod:`fairseq_kd.teacher.masked_lm`); the header then gets ``drop_unspeakable`` = ``{"kept_characters",
+    "kept_special_tokens", "num_dropped_ids", "dropped_ids_sha256"}``. Without it the key is absent, so headers
+    written before the option existed describe the same settings."""
     if not 1 <= topk <= teacher.vocab_size:
         raise ValueError(f"--topk {topk}: must be in [1, {teacher.vocab_size}] (the teacher vocabulary)")
     if temperature <= 0:
@@ -66,11 +73,23 @@ def teacher_meta(teacher: MaskedLmTeacher, topk: int, temperature: float, long_t
             raise ValueError(f"--context-group-regex {context_group_regex!r}: needs the named groups (?P<group>...) "
                              f"and (?P<index>...)")
         context = {"utterances": context_utterances, "group_regex": context_group_regex}
-    return {"name": os.path.basename(os.path.normpath(teacher.model_dir)),
+    meta = {"name": os.path.basename(os.path.normpath(teacher.model_dir)),
             "fingerprint": fingerprint(teacher.model_dir), "vocab_size": teacher.vocab_size,
             "vocab_sha256": teacher.vocab_sha256, "special_ids": teacher.special_ids,
             "max_length": teacher.max_length, "dtype": teacher.dtype, "topk": topk, "temperature": temperature,
             "long_transcripts": long_transcripts, "context": context}
+    if drop_unspeakable:
+        dropped = teacher.unspeakable_ids()
+        if topk > teacher.vocab_size - len(dropped):
+            raise ValueError(f"--topk {topk} with --drop-unspeakable: only {teacher.vocab_size - len(dropped)} of the "
+                             f"{teacher.vocab_size} teacher ids are speakable; lower --topk")
+        meta["drop_unspeakable"] = {"kept_characters": TRANSCRIPT_ALPHABET, "kept_special_tokens": ["unk"],
+                                    "num_dropped_ids": len(dropped), "dropped_ids_sha256": _ids_sha256(dropped)}
+    return meta
+
+
+def _ids_sha256(ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
 
 
 def prepare_sidecar_dir(out_dir: str, meta: dict) -> None:
@@ -177,6 +196,7 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
         neighbours = context_neighbours(keys, os.path.join(data_dir, f"{split}.tsv"), meta["context"]["utterances"],
                                         meta["context"]["group_regex"])
 
+    excluded = teacher.unspeakable_ids() if "drop_unspeakable" in meta else []
     num_chunks = math.ceil(len(keys) / chunk_size)
     mine = list(range(shard_id, num_chunks, num_shards))
     digest = _params_sha256(params)
@@ -194,7 +214,7 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
                 if neighbours:
                     contexts = [([t for j in neighbours[i][0] for t in sequences[j]],
                                  [t for j in neighbours[i][1] for t in sequences[j]]) for i in range(lo, hi)]
-                _extract_chunk(teacher, meta, sequences[lo:hi], contexts, batch_tokens, digest, part)
+                _extract_chunk(teacher, meta, sequences[lo:hi], contexts, excluded, batch_tokens, digest, part)
                 computed += sum(len(s) for s in sequences[lo:hi])
                 bar.set_postfix(wordpieces_per_s=f"{computed / (time.perf_counter() - started):.0f}")
             bar.update(hi - lo)
@@ -205,15 +225,20 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
     return merge_split(data_dir, split, out_dir)
 
 
-def _extract_chunk(teacher, meta, sequences, contexts, batch_tokens, params_sha256, part):
-    results = teacher.masked_topk(sequences, meta["topk"], meta["temperature"], batch_tokens, contexts)
+def _extract_chunk(teacher, meta, sequences, contexts, excluded, batch_tokens, params_sha256, part):
+    """One chunk's arrays; with ``drop_unspeakable`` also ``unspeakable_mass`` (float32 per position, ``D_u``)."""
+    results = teacher.masked_topk(sequences, meta["topk"], meta["temperature"], batch_tokens, contexts,
+                                  excluded_ids=excluded, return_excluded_mass=True)
     k = meta["topk"]
+    arrays = {"lengths": np.array([len(s) for s in sequences], dtype=np.int64),
+              "tokens": np.array([t for s in sequences for t in s], dtype=np.int32).reshape(-1),
+              "topk_ids": np.concatenate([ids for ids, _, _ in results]).reshape(-1, k),
+              "topk_probs": np.concatenate([probs for _, probs, _ in results]).reshape(-1, k).astype(np.float16),
+              "params_sha256": np.array(params_sha256)}
+    if "drop_unspeakable" in meta:
+        arrays["unspeakable_mass"] = np.concatenate([mass for _, _, mass in results])
     with atomic_write(part, "wb") as f:
-        np.savez(f, lengths=np.array([len(s) for s in sequences], dtype=np.int64),
-                 tokens=np.array([t for s in sequences for t in s], dtype=np.int32).reshape(-1),
-                 topk_ids=np.concatenate([ids for ids, _ in results]).reshape(-1, k),
-                 topk_probs=np.concatenate([probs for _, probs in results]).reshape(-1, k).astype(np.float16),
-                 params_sha256=np.array(params_sha256))
+        np.savez(f, **arrays)
 
 
 def merge_split(data_dir: str, split: str, out_dir: str) -> dict:
@@ -266,7 +291,9 @@ def merge_split(data_dir: str, split: str, out_dir: str) -> dict:
 
 def _merge_parts(parts, out_dir, split, meta) -> dict:
     """Concatenate the chunks into the sidecar arrays; return the header with the teacher's statistics on
-    the reference tokens (top-1 accuracy, reference within the top-k, mean top-k mass)."""
+    the reference tokens (top-1 accuracy, reference within the top-k, mean top-k mass) and, with
+    ``drop_unspeakable``, the mean probability ``D_u`` the teacher put on the dropped ids (before dropping them;
+    the top-k mass is then that of ``p'_u``)."""
     lengths = []
     for part in parts:
         with np.load(part) as chunk:
@@ -281,7 +308,7 @@ def _merge_parts(parts, out_dir, split, meta) -> dict:
     tmp = {name: sidecar_path(out_dir, split, name) + ".tmp" for name in shapes}
     arrays = {name: np.lib.format.open_memmap(tmp[name], mode="w+", dtype=dtype, shape=shape)
               for name, (shape, dtype) in shapes.items()}
-    position, top1, in_topk, mass = 0, 0, 0, 0.0
+    position, top1, in_topk, mass, unspeakable_mass = 0, 0, 0, 0.0, 0.0
     for part in parts:
         with np.load(part) as chunk:
             n = len(chunk["tokens"])
@@ -291,13 +318,17 @@ def _merge_parts(parts, out_dir, split, meta) -> dict:
             top1 += int((ids[:, 0] == tokens).sum())
             in_topk += int((ids == tokens[:, None]).any(axis=1).sum())
             mass += float(chunk["topk_probs"].astype(np.float64).sum())
+            if "drop_unspeakable" in meta:
+                unspeakable_mass += float(chunk["unspeakable_mass"].astype(np.float64).sum())
         position += n
     for name in shapes:
         arrays[name].flush()
         del arrays[name]
         os.replace(tmp[name], sidecar_path(out_dir, split, name))
     denominator = max(num_positions, 1)
+    stats = {"top1_accuracy": top1 / denominator, "reference_in_topk": in_topk / denominator,
+             "topk_mass_mean": mass / denominator}
+    if "drop_unspeakable" in meta:
+        stats["unspeakable_mass_mean"] = unspeakable_mass / denominator
     return {"format": FORMAT_VERSION, "split": split, "num_utterances": len(lengths),
-            "num_positions": num_positions, "teacher": meta,
-            "stats": {"top1_accuracy": top1 / denominator, "reference_in_topk": in_topk / denominator,
-                      "topk_mass_mean": mass / denominator}}
+            "num_positions": num_positions, "teacher": meta, "stats": stats}

@@ -15,6 +15,15 @@ Futami et al.'s "full-length" context; none by default), one segment with the tr
   (``"window"``): position ``u`` sees ``t_s .. t_{s+W-1}`` without context, ``s = clip(u - floor(W/2), 0, n - W)``,
   the window of ``W`` WordPieces most nearly centred on ``u``.
 
+Unspeakable tokens (``drop_unspeakable`` in the sidecar header, off by default): with a set ``E`` of excluded
+ids (:meth:`MaskedLmTeacher.unspeakable_ids`), the top-k is taken from the teacher's distribution over the other
+ids, renormalised::
+
+    p'_u(v) = p_u(v) / (1 - D_u)  for v not in E,  0 for v in E;    D_u = sum_{v in E} p_u(v)
+
+computed as ``softmax(z_u / tau)`` with ``-inf`` at ``E``; ``D_u``, the probability the teacher put on ``E``, is
+returned with it.
+
 The masked copies of many transcripts are batched, sorted by width so that little is padded, at most
 ``batch_tokens`` (padded) positions per forward pass; the MLM head (``V`` logits) runs at the masked position
 of each copy only, not at all positions. The copies of a transcript are built with tensor operations (no
@@ -22,6 +31,7 @@ Python loop per token).
 """
 import hashlib
 import os
+import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,10 +39,13 @@ import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
 from ..data.manifest import DataError
+from ..data.text import TRANSCRIPT_ALPHABET
 
 FINGERPRINT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "model.safetensors", "pytorch_model.bin")
 LONG_TRANSCRIPT_POLICIES = ("error", "window")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+WORDPIECE_CONTINUATION = "##"  # BERT's prefix of a WordPiece that continues a word
+SPEAKABLE_WORDPIECE = re.compile(f"[{re.escape(TRANSCRIPT_ALPHABET)}]+", re.IGNORECASE)
 
 
 def fingerprint(model_dir: str) -> str:
@@ -75,6 +88,21 @@ class MaskedLmTeacher:
                             "mask": tok.mask_token_id, "unk": tok.unk_token_id}
         self.max_length = self.model.config.max_position_embeddings
 
+    def unspeakable_ids(self) -> List[int]:
+        """Teacher ids that the tokenisation of a normalised transcript (:data:`TRANSCRIPT_ALPHABET`: letters and
+        the apostrophe) can never produce, ascending: the special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``,
+        ``[MASK]`` and any other the tokenizer declares) except ``[UNK]``; every WordPiece with a character outside
+        the alphabet in either case once the ``##`` prefix is removed (punctuation but the apostrophe, digits,
+        non-ASCII letters, BERT's ``[unusedN]``); ids of the model's vocabulary beyond the tokenizer's.
+
+        ``[UNK]`` is kept: the tokenizer emits it for a word it cannot spell, so it can be a reference WordPiece."""
+        tok = self.tokenizer
+        specials = set(tok.all_special_ids) - {tok.unk_token_id}
+        pieces = tok.convert_ids_to_tokens(list(range(min(len(tok), self.vocab_size))))
+        unspeakable = [i for i, piece in enumerate(pieces) if i in specials or (
+            i != tok.unk_token_id and not SPEAKABLE_WORDPIECE.fullmatch(piece.removeprefix(WORDPIECE_CONTINUATION)))]
+        return unspeakable + list(range(len(pieces), self.vocab_size))
+
     def tokenize(self, transcripts: List[str]) -> List[List[int]]:
         """WordPiece ids without specials (an uncased tokenizer lower-cases the upper-case transcripts)."""
         return self.tokenizer(transcripts, add_special_tokens=False)["input_ids"]
@@ -104,16 +132,20 @@ class MaskedLmTeacher:
 
     @torch.inference_mode()
     def masked_topk(self, sequences: List[List[int]], topk: int, temperature: float = 1.0,
-                    batch_tokens: int = 16384, contexts: Optional[Sequence[Tuple[Sequence[int], Sequence[int]]]] = None
-                    ) -> List[Tuple[np.ndarray, np.ndarray]]:
+                    batch_tokens: int = 16384, contexts: Optional[Sequence[Tuple[Sequence[int], Sequence[int]]]] = None,
+                    excluded_ids: Sequence[int] = (), return_excluded_mass: bool = False) -> List[tuple]:
         """For each sequence ``t_1 .. t_n``: ``(ids int32 [n, topk], probs float32 [n, topk])``, the ``topk``
         most probable ids of ``p_u`` (descending) and their probabilities, for ``u = 1 .. n``.
 
         ``contexts[i] = (left, right)``: WordPieces read before and after sequence ``i`` (cut to fit). A sequence
         longer than ``max_length - 2`` is read in windows; whoever calls this applies the policy (refusing such
-        sequences unless ``long_transcripts="window"``)."""
+        sequences unless ``long_transcripts="window"``). ``excluded_ids``: take the top-k of ``p'_u`` instead (the
+        distribution without them, renormalised; module doc), ``topk`` at most the ids left;
+        ``return_excluded_mass``: also return ``excluded_mass float32 [n]``, ``D_u``, as a third array."""
         copies = [self.masked_copies(s, *(contexts[i] if contexts else ((), ()))) for i, s in enumerate(sequences)]
-        results = [(np.empty((len(s), topk), np.int32), np.empty((len(s), topk), np.float32)) for s in sequences]
+        results = [(np.empty((len(s), topk), np.int32), np.empty((len(s), topk), np.float32),
+                    np.empty(len(s), np.float32)) for s in sequences]
+        excluded = torch.as_tensor(excluded_ids, dtype=torch.long, device=self.device)
         order = sorted(range(len(sequences)), key=lambda i: copies[i][0].shape[1])
         pieces, rows_in_batch = [], 0  # pieces: (sequence, first copy, end copy) of the next forward pass
         for i in order:
@@ -121,7 +153,7 @@ class MaskedLmTeacher:
             while done < n:
                 room = batch_tokens // width - rows_in_batch  # rows are sorted by width: `width` is the batch's
                 if room <= 0 and pieces:
-                    self._forward(copies, pieces, results, topk, temperature)
+                    self._forward(copies, pieces, results, topk, temperature, excluded)
                     pieces, rows_in_batch = [], 0
                     continue
                 take = min(n - done, max(room, 1))
@@ -129,11 +161,12 @@ class MaskedLmTeacher:
                 rows_in_batch += take
                 done += take
         if pieces:
-            self._forward(copies, pieces, results, topk, temperature)
-        return results
+            self._forward(copies, pieces, results, topk, temperature, excluded)
+        return results if return_excluded_mass else [(ids, probs) for ids, probs, _ in results]
 
-    def _forward(self, copies, pieces, results, topk, temperature):
-        """One padded forward pass over the masked copies ``pieces``; top-k written into ``results``."""
+    def _forward(self, copies, pieces, results, topk, temperature, excluded):
+        """One padded forward pass over the masked copies ``pieces``; top-k of ``p'_u`` and ``D_u`` written into
+        ``results``."""
         width = max(copies[i][0].shape[1] for i, _, _ in pieces)
         num_rows = sum(end - start for _, start, end in pieces)
         input_ids = torch.full((num_rows, width), self.special_ids["pad"], dtype=torch.long)
@@ -149,11 +182,17 @@ class MaskedLmTeacher:
         hidden = self.model.bert(input_ids=input_ids.to(self.device),
                                  attention_mask=attention_mask.to(self.device)).last_hidden_state  # R x width x H
         picked = hidden[torch.arange(num_rows, device=self.device), columns.to(self.device)]  # R x H
-        logits = self.model.cls(picked).float()  # R x V
-        top_probs, top_ids = torch.softmax(logits / temperature, dim=-1).topk(topk, dim=-1)
-        top_probs, top_ids = top_probs.cpu().numpy(), top_ids.cpu().numpy()
+        scaled = self.model.cls(picked).float() / temperature  # R x V
+        excluded_mass = torch.zeros(num_rows)
+        if excluded.numel():
+            kept = scaled.index_fill(-1, excluded, float("-inf"))
+            excluded_mass = -torch.expm1(torch.logsumexp(kept, dim=-1) - torch.logsumexp(scaled, dim=-1))
+            scaled = kept
+        top_probs, top_ids = torch.softmax(scaled, dim=-1).topk(topk, dim=-1)
+        top_probs, top_ids, excluded_mass = top_probs.cpu().numpy(), top_ids.cpu().numpy(), excluded_mass.cpu().numpy()
         row = 0
         for i, start, end in pieces:
             results[i][0][start:end] = top_ids[row:row + end - start]
             results[i][1][start:end] = top_probs[row:row + end - start]
+            results[i][2][start:end] = excluded_mass[row:row + end - start]
             row += end - start
