@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "kd")
 PART_PREFIX = "fairseq_kd_part:"
 BACKWARD_NODE = "autograd::engine::evaluate_function"
+TOP_OPS = 25  # ops with the most self CPU time kept in the profile
 OP_FAMILIES = (  # (family, substrings of aten op names), first match wins
     ("convolution", ("conv", "mkldnn_convolution")),
     ("matrix product", ("mm", "matmul", "linear", "addmm", "bmm", "baddbmm", "einsum")),
@@ -57,6 +58,7 @@ def training_config(config_name: str, overrides: Sequence[str] = ()) -> DictConf
         warnings.simplefilter("ignore")
         with initialize_config_dir(config_dir=EXAMPLES_DIR, version_base="1.1"):
             composed = compose(config_name=config_name)
+    OmegaConf.set_struct(composed, False)  # "+key=value" fields, as on the command line
     cfg = OmegaConf.merge(OmegaConf.structured(FairseqConfig), composed,
                           OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
     add_defaults(cfg)
@@ -180,7 +182,7 @@ def profile_steps(trainer, iterator, steps: int, task) -> dict:
     """Run ``steps`` real training updates under ``torch.profiler``; return per-part and per-op-family times.
 
     Returns ``{"steps", "audio_seconds", "sentences", "wall_seconds", "parts": {part: seconds},
-    "families": {family: seconds}}``; parts are ``data``, ``<part> forward``, ``<part> backward``,
+    "families": {family: seconds}, "top_ops": {op: seconds}}``; parts are ``data``, ``<part> forward``, ``<part> backward``,
     ``optimizer`` and ``other``, summing to ``wall_seconds``.
     """
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -240,7 +242,7 @@ def attribute(events, wall: float) -> dict:
             part, node = enclosing(event)
             if node is None:
                 part_by_sequence[event.sequence_nr] = part if part not in ("data", "optimizer") else None
-    parts, families = defaultdict(float), defaultdict(float)
+    parts, families, ops = defaultdict(float), defaultdict(float), defaultdict(float)
     for event in events:
         if event.name.startswith(PART_PREFIX) or event.self_cpu_time_total <= 0:
             continue
@@ -253,5 +255,7 @@ def attribute(events, wall: float) -> dict:
         seconds = event.self_cpu_time_total / 1e6
         parts[label] += seconds
         families[op_family(event.name)] += seconds
+        ops[event.name] += seconds
     parts["other"] += max(0.0, wall - sum(parts.values()))
-    return {"parts": dict(parts), "families": dict(families)}
+    top_ops = dict(sorted(ops.items(), key=lambda item: -item[1])[:TOP_OPS])
+    return {"parts": dict(parts), "families": dict(families), "top_ops": top_ops}

@@ -42,8 +42,8 @@ PARAMS = re.compile(r"num\. shared model params: ([\d,]+)")
 
 
 def common_overrides(variant, args, save_dir):
-    return [f"task.data={args.data}", f"task.kd_sidecar_dir={args.sidecars}",
-            f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}", f"checkpoint.save_dir={save_dir}",
+    sidecars = [f"task.kd_sidecar_dir={args.sidecars}"] if args.sidecars else []
+    return [f"task.data={args.data}", *sidecars, f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}", f"checkpoint.save_dir={save_dir}",
             f"optimization.max_update={args.updates}", "common.log_interval=1", "dataset.disable_validation=true",
             "checkpoint.no_save=true", f"common.seed={args.seed}", *args.overrides]
 
@@ -109,7 +109,7 @@ def percent(part, total):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--sidecars", required=True, help="task.kd_sidecar_dir (needed by the KD variants)")
+    parser.add_argument("--sidecars", help="task.kd_sidecar_dir (needed by the KD variants)")
     parser.add_argument("--variants", default="xs_ctc,xs_interctc,xs_aedkd,xs_interaedkd,xs_interctc_interaedkd")
     parser.add_argument("--updates", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10, help="updates excluded from the timing")
@@ -170,7 +170,7 @@ def main():
             achieved = r["gflop_per_audio_second"] * r["audio_seconds_per_second"]
             print(f"| {variant} | {r['gflop_per_audio_second']:.2f} | {achieved:.1f} | {percent(achieved, peak)} % | "
                   f"{peak / r['gflop_per_audio_second']:.1f} |")
-        for key, title in (("parts", "part"), ("families", "op family")):
+        for key, title in (("parts", "part"), ("families", "op family"), ("top_ops", "op (self time)")):
             print(f"\nWhere the time goes ({args.profile_steps} profiled updates, % of wall time; "
                   f"torch.profiler self CPU time)")
             names = sorted({n for r in results.values() for n in r["profile"][key]},

@@ -64,8 +64,8 @@ def toy(task):  # noqa: F811
     return model, criterion, lambda: toy_batch(task, generator, embeddings)
 
 
-def listening(model, batches):
-    measure = DecoderListening(model.eval())
+def listening(model, criterion, batches):
+    measure = DecoderListening(model.eval(), criterion)
     for sample in batches:
         measure.add(model, sample)
     return measure
@@ -76,7 +76,7 @@ def test_after_training_the_true_audio_beats_another_utterance(toy):
     with the true encoder states lower than with a shuffled batch's or with zeros, and its attention monotonic."""
     model, criterion, next_batch = toy
     held_out = [next_batch() for _ in range(4)]
-    before = listening(model, held_out).kl_ce()["taps"]
+    before = listening(model, criterion, held_out).kl_ce()["taps"]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(120):
         model.train()
@@ -85,7 +85,7 @@ def test_after_training_the_true_audio_beats_another_utterance(toy):
         optimizer.zero_grad()
         (loss / sample_size).backward()
         optimizer.step()
-    measure = listening(model, held_out)
+    measure = listening(model, criterion, held_out)
     after, attention = measure.kl_ce(), measure.attention()["taps"]
     assert after["kd_tokens"] == sum(s["teacher"]["ntokens"] for s in held_out) and after["utterances"] == 24
     for tap in ("l2", "l4"):
@@ -101,11 +101,11 @@ def test_after_training_the_true_audio_beats_another_utterance(toy):
 
 
 def test_a_batch_of_one_utterance_is_skipped(toy):
-    model, _, next_batch = toy
+    model, criterion, next_batch = toy
     sample = next_batch()
     one = {**sample, "net_input": {k: v[:1] for k, v in sample["net_input"].items()},
            "teacher": {**{k: v[:1] for k, v in sample["teacher"].items() if k != "ntokens"}, "ntokens": 1}}
-    measure = listening(model, [one])
+    measure = listening(model, criterion, [one])
     assert measure.kl_ce()["skipped_single_utterance_batches"] == 1 and measure.kd_tokens == 0
 
 

@@ -80,7 +80,7 @@ class CtcKdCriterion(FairseqCriterion):
         self._checked_taps = False
 
     def forward(self, model, sample, reduce=True):
-        alpha, w, beta = self.cfg.aed_kd_weight, self.cfg.interctc_weight, self.cfg.kd_kl_weight
+        alpha = self.cfg.aed_kd_weight
         teacher = sample.get("teacher") if alpha > 0 else None
         if alpha > 0 and teacher is None and model.training:
             raise ValueError(f"criterion.aed_kd_weight={alpha} but this training batch has no teacher targets: its "
@@ -89,22 +89,10 @@ class CtcKdCriterion(FairseqCriterion):
                            aed_prev_output_tokens=teacher["prev_output_tokens"] if teacher else None)
         self._check_taps(net_output)
 
-        input_lengths = (~net_output["padding_mask"]).long().sum(-1)
-        target_mask = (sample["target"] != self.dictionary.pad()) & (sample["target"] != self.dictionary.eos())
-        targets, target_lengths = sample["target"].masked_select(target_mask), target_mask.sum(-1)
-        lprobs = model.get_normalized_probs(net_output, log_probs=True).contiguous()  # T x B x V
-
-        ctc = self.ctc_loss(lprobs, input_lengths, targets, target_lengths)
-        inter_ctc = {l: self.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets, target_lengths)
-                     for l, logits in net_output["inter_ctc_logits"]}
-        loss = (1 - w) * ctc + w * torch.stack(list(inter_ctc.values())).mean() if inter_ctc else ctc
-        if "aed_logits" in net_output:  # teacher ids -> the decoder's vocabulary (restricted or not)
-            teacher = {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
-                       "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
-        aed = {l: self.aed_losses(logits, teacher) for l, logits in net_output.get("aed_logits", [])}
-        if aed:
-            aed_mixed = torch.stack([(1 - beta) * ce + beta * kl for kl, ce in aed.values()]).mean()
-            loss = (1 - alpha) * loss + alpha * aed_mixed
+        ctc, inter_ctc, lprobs, input_lengths, target_mask = self.ctc_terms(model, sample, net_output)
+        aed = self.aed_terms(model, teacher, net_output)
+        ctc_all, aed_mixed = self.mix(ctc, inter_ctc, aed)
+        loss = (1 - alpha) * ctc_all + alpha * aed_mixed if aed else ctc_all
 
         ntokens = sample["ntokens"]
         sample_size = sample["target"].size(0) if self.cfg.sentence_avg else ntokens
@@ -120,6 +108,35 @@ class CtcKdCriterion(FairseqCriterion):
         if not model.training:
             logging_output.update(self.error_counts(lprobs, input_lengths, sample["target"], target_mask))
         return loss, sample_size, logging_output
+
+    def ctc_terms(self, model, sample, net_output):
+        """Summed final-layer CTC and ``{l: InterCTC(l)}``, with what validation needs: the final-layer
+        log-probabilities ``T x B x V``, valid frames per utterance ``B`` and the label mask ``B x S``."""
+        input_lengths = (~net_output["padding_mask"]).long().sum(-1)
+        target_mask = (sample["target"] != self.dictionary.pad()) & (sample["target"] != self.dictionary.eos())
+        targets, target_lengths = sample["target"].masked_select(target_mask), target_mask.sum(-1)
+        lprobs = model.get_normalized_probs(net_output, log_probs=True).contiguous()  # T x B x V
+        ctc = self.ctc_loss(lprobs, input_lengths, targets, target_lengths)
+        inter_ctc = {l: self.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets, target_lengths)
+                     for l, logits in net_output["inter_ctc_logits"]}
+        return ctc, inter_ctc, lprobs, input_lengths, target_mask
+
+    def aed_terms(self, model, teacher, net_output):
+        """``{t: (KL, CE)}`` of every decoder tap (empty without decoder output); the teacher's ids are first
+        mapped to the decoder's vocabulary (restricted or not)."""
+        if "aed_logits" not in net_output:
+            return {}
+        teacher = {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
+                   "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
+        return {l: self.aed_losses(logits, teacher) for l, logits in net_output["aed_logits"]}
+
+    def mix(self, ctc, inter_ctc, aed):
+        """``(L_ctc_all, L_aed)``: ``(1 - w) CTC + w mean_l InterCTC(l)`` and ``mean_t [(1 - beta) CE + beta KL]``
+        (None without decoder terms)."""
+        w, beta = self.cfg.interctc_weight, self.cfg.kd_kl_weight
+        ctc_all = (1 - w) * ctc + w * torch.stack(list(inter_ctc.values())).mean() if inter_ctc else ctc
+        aed_mixed = torch.stack([(1 - beta) * ce + beta * kl for kl, ce in aed.values()]).mean() if aed else None
+        return ctc_all, aed_mixed
 
     def ctc_loss(self, log_probs, input_lengths, targets, target_lengths):
         """Summed CTC loss; ``log_probs`` ``T x B x V``, ``targets`` the concatenated label ids."""

@@ -47,11 +47,9 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fairseq import checkpoint_utils, utils
 from fairseq.dataclass.utils import overwrite_args_by_name
 
-from ..criterions.ctc_kd import CtcKdCriterion
 from ..data.manifest import DataError
 from ..data.teacher_sidecar import TeacherSidecar, sidecar_path
 from ..models.wav2vec_kd import Wav2VecCtcKdModel
@@ -103,32 +101,12 @@ def encoder_blocks(model) -> List[nn.Module]:
     return list(model.encoder.layers)
 
 
-def decoder_targets(model, teacher: dict) -> dict:
-    """``sample["teacher"]`` with its target and top-k ids in the decoder's vocabulary, as the criterion maps them."""
-    return {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
-            "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
-
-
 def objective_terms(model, criterion, sample: dict, net_output: dict) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(L_ctc_all, L_aed)`` of a batch, summed over its utterances, composed as the ``ctc_kd`` criterion does::
-
-        L_ctc_all = (1 - w) CTC(final) + w mean_l CTC(l),   L_aed = mean_t [(1 - beta) CE(t) + beta KL(t)]
-
-    so that its loss is ``(1 - alpha) L_ctc_all + alpha L_aed``; ``net_output`` must have ``aed_logits``."""
-    w, beta = criterion.cfg.interctc_weight, criterion.cfg.kd_kl_weight
-    dictionary = criterion.dictionary
-    target_mask = (sample["target"] != dictionary.pad()) & (sample["target"] != dictionary.eos())
-    targets, target_lengths = sample["target"].masked_select(target_mask), target_mask.sum(-1)
-    input_lengths = (~net_output["padding_mask"]).long().sum(-1)
-    lprobs = model.get_normalized_probs(net_output, log_probs=True).contiguous()  # T x B x V
-    ctc = criterion.ctc_loss(lprobs, input_lengths, targets, target_lengths)
-    inter_ctc = [criterion.ctc_loss(F.log_softmax(logits.float(), dim=-1), input_lengths, targets, target_lengths)
-                 for _, logits in net_output["inter_ctc_logits"]]
-    ctc_all = (1 - w) * ctc + w * torch.stack(inter_ctc).mean() if inter_ctc else ctc
-    teacher = decoder_targets(model, sample["teacher"])
-    aed = torch.stack([(1 - beta) * ce + beta * kl for kl, ce in
-                       (CtcKdCriterion.aed_losses(logits, teacher) for _, logits in net_output["aed_logits"])]).mean()
-    return ctc_all, aed
+    """``(L_ctc_all, L_aed)`` of a batch, summed over its utterances, as the ``ctc_kd`` criterion composes them
+    (:meth:`CtcKdCriterion.mix`), so that its loss is ``(1 - alpha) L_ctc_all + alpha L_aed``; ``net_output``
+    must have ``aed_logits``."""
+    ctc, inter_ctc, *_ = criterion.ctc_terms(model, sample, net_output)
+    return criterion.mix(ctc, inter_ctc, criterion.aed_terms(model, sample["teacher"], net_output))
 
 
 def condition_taps(condition: str, taps: List[Tuple[int, torch.Tensor]], padding_mask: torch.Tensor):
@@ -177,7 +155,8 @@ def token_frame_correlations(attention: torch.Tensor, token_padding_mask: torch.
 class DecoderListening:
     """Measures 1 and 3 (module doc), accumulated over batches with :meth:`add`."""
 
-    def __init__(self, model):
+    def __init__(self, model, criterion):
+        self.criterion = criterion
         self.taps = list(model.aed_layers)
         self.nats = {condition: defaultdict(lambda: np.zeros(2)) for condition in CONDITIONS}  # tap -> [KL, CE]
         self.correlations = defaultdict(list)  # (tap, decoder layer) -> per-utterance correlations
@@ -192,13 +171,11 @@ class DecoderListening:
             return
         states, padding_mask = model.encode(**sample["net_input"])
         taps = [(l, states[l - 1]) for l in self.taps]
-        targets = decoder_targets(model, teacher)
         for condition in CONDITIONS:
             with captured_cross_attention(model.aed_decoder) as attention:
                 outputs = model.aed_decoder(teacher["prev_output_tokens"],
                                             *condition_taps(condition, taps, padding_mask))
-            for l, logits in outputs:
-                kl, ce = CtcKdCriterion.aed_losses(logits, targets)
+            for l, (kl, ce) in self.criterion.aed_terms(model, teacher, {"aed_logits": outputs}).items():
                 self.nats[condition][l] += [kl.item(), ce.item()]
             if condition == "true":
                 for layer, weights in enumerate(attention, start=1):
@@ -319,7 +296,7 @@ def run_diagnostics(checkpoint: str, data: Optional[str], sidecar_dir: Optional[
         raise DataError(f"criterion.aed_kd_weight={alpha}{' (--aed-kd-weight)' if aed_kd_weight is not None else ''} "
                         f"of {checkpoint} leaves alpha * AED or (1 - alpha) * CTC at 0, so their gradients cannot be "
                         f"compared; give --aed-kd-weight in (0, 1)")
-    listening, gradients = DecoderListening(model), GradientAgreement(model, alpha)
+    listening, gradients = DecoderListening(model, criterion), GradientAgreement(model, alpha)
     needed = None if max_batches is None else max(max_batches, grad_batches)
     for index, sample in enumerate(itertools.islice(batches(task, model, subset, max_tokens, device), needed)):
         if max_batches is None or index < max_batches:

@@ -7,7 +7,7 @@ Architectures (``--arch`` / ``model._name``)::
     ctc_kd_conformer_100h  12 blocks, d=256, 4 heads, FFN 1024, kernel 31; AED 6 x d=256 (ESPnet LibriSpeech-100h)
     ctc_kd_conformer_960h  12 blocks, d=512, 8 heads, FFN 2048, kernel 31; AED 6 x d=512 (ESPnet LibriSpeech-960h)
 
-Encoder parameters: 3.6 M (xs), 21 M (100h) and 83 M (960h) with letter units. Size fields left unset (``None``) take the
+Encoder parameters: 3.1 M (xs with the xs_* configs' 32 subsampling channels; 3.6 M with 144), 21 M (100h) and 83 M (960h) with letter units. Size fields left unset (``None``) take the
 architecture's value; fields set in a YAML file or on the command line win. ``model._name: ctc_kd`` means
 ``ctc_kd_conformer_xs``.
 
@@ -39,6 +39,7 @@ from omegaconf import II, OmegaConf, open_dict
 from ..data.teacher_sidecar import TeacherSidecar
 from .aed_decoder import SharedAttentionDecoder
 from .conformer import ConformerEncoder
+from .dropout import use_fast_dropout
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ class DistillationTapsConfig(FairseqDataclass):
         "help": "beyond the paper: every decoder input WordPiece is [MASK] (training and validation) and the "
                 "decoder's self-attention is not causal: it predicts the teacher from the audio and the "
                 "number of tokens only"})
+    autocast_bf16: bool = field(default=False, metadata={
+        "help": "run the model's forward pass (encoder, CTC projection, decoder; training and decoding) under "
+                "torch.autocast with bfloat16 on the input's device: matrix products and convolutions in "
+                "bfloat16, weights, optimizer state and every loss in float32. Pays on CPUs with AVX512-BF16 or "
+                "AMX and on GPUs since Ampere; use it instead of (not with) fairseq's common.fp16 / common.bf16, "
+                "which cast the weights (and whose master-weight optimizer needs CUDA)"})
     aed_restrict_vocab: bool = field(default=False, metadata={
         "help": "give the decoder only the teacher ids that occur in the training sidecar ({train split}.kd: "
                 "WordPieces and top-k ids) plus the specials, instead of the whole teacher vocabulary: a "
@@ -106,7 +113,9 @@ class CtcKdConfig(DistillationTapsConfig):
     depthwise_conv_kernel_size: Optional[int] = field(default=None, metadata={
         "help": "Conformer convolution kernel (xs: 15, 100h: 31)"})
     subsampling_channels: Optional[int] = field(default=None, metadata={
-        "help": "channels of the 4x Conv2d subsampling (defaults to encoder_embed_dim)"})
+        "help": "channels of the 4x Conv2d subsampling (unset: encoder_embed_dim, as ESPnet; the xs_* configs "
+                "set 32, a tenth of the FLOPs of 144 channels before the same linear projection; xs models "
+                "trained before December 2026 used 144)"})
     dropout: Optional[float] = field(default=None, metadata={"help": "dropout in every block (0.1)"})
     input_feat_dim: int = II("task.num_mel_bins")
 
@@ -223,8 +232,16 @@ class CtcKdBaseModel(BaseFairseqModel):
         """Return ``(states, padding_mask)``: ``states[l - 1]`` is layer ``l`` (``T x B x C``), mask ``B x T``."""
         raise NotImplementedError
 
+    def autocast(self, device: torch.device):
+        """The forward pass's precision context (``model.autocast_bf16``); gradients follow the forward's dtypes."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(self.cfg.autocast_bf16))
+
     def forward(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
                 aed_prev_output_tokens: Optional[torch.Tensor] = None, **unused):
+        with self.autocast(source.device):
+            return self._forward(source, padding_mask, aed_prev_output_tokens)
+
+    def _forward(self, source, padding_mask, aed_prev_output_tokens):
         states, padding_mask = self.encode(source, padding_mask)
         out = {
             "encoder_out": self.ctc_proj(states[-1]),
@@ -243,8 +260,10 @@ class CtcKdBaseModel(BaseFairseqModel):
     def ctc_emissions(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, **unused):
         """Inference path: final-layer CTC log-probabilities ``B x T x V`` and valid lengths ``B``; no InterCTC
         head, no attention decoder."""
-        states, padding_mask = self.encode(source, padding_mask)
-        return F.log_softmax(self.ctc_proj(states[-1]).float(), dim=-1).transpose(0, 1), (~padding_mask).sum(1)
+        with self.autocast(source.device):
+            states, padding_mask = self.encode(source, padding_mask)
+            logits = self.ctc_proj(states[-1])
+        return F.log_softmax(logits.float(), dim=-1).transpose(0, 1), (~padding_mask).sum(1)
 
     def get_normalized_probs(self, net_output, log_probs, sample=None):
         """Final-layer CTC (log-)probabilities, ``T x B x V``, in float32."""
@@ -263,13 +282,14 @@ class CtcKdModel(CtcKdBaseModel):
     def build_model(cls, cfg: CtcKdConfig, task):
         add_missing_fields(cfg, CtcKdConfig)
         ARCH_CONFIG_REGISTRY[DEFAULT_ARCH](cfg)  # fills fields that neither an arch nor the user set
+        cfg.subsampling_channels = cfg.subsampling_channels or cfg.encoder_embed_dim
         aed_output_ids = configure_teacher_vocabulary(cfg, task) if cfg.aed_layers else None
         encoder = ConformerEncoder(
             input_dim=cfg.input_feat_dim, embed_dim=cfg.encoder_embed_dim, ffn_embed_dim=cfg.encoder_ffn_embed_dim,
             attention_heads=cfg.encoder_attention_heads, layers=cfg.encoder_layers,
             depthwise_conv_kernel_size=cfg.depthwise_conv_kernel_size,
-            subsampling_channels=cfg.subsampling_channels or cfg.encoder_embed_dim, dropout=cfg.dropout)
-        return cls(cfg, encoder, len(task.target_dictionary), aed_output_ids)
+            subsampling_channels=cfg.subsampling_channels, dropout=cfg.dropout)
+        return use_fast_dropout(cls(cfg, encoder, len(task.target_dictionary), aed_output_ids))
 
     def encode(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None):
         """``source``: ``B x T x F`` filterbanks, ``padding_mask``: ``B x T`` (True on padding)."""
