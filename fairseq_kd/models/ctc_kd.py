@@ -24,7 +24,9 @@ Outputs of :meth:`CtcKdModel.forward` (tensors only; the criterion turns them in
     aed_logits         [(l, B x L x V_teacher)] for l in aed_layers, only when aed_prev_output_tokens is given
 """
 import dataclasses
+import functools
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -118,6 +120,17 @@ class CtcKdConfig(DistillationTapsConfig):
                 "trained before December 2026 used 144)"})
     dropout: Optional[float] = field(default=None, metadata={"help": "dropout in every block (0.1)"})
     input_feat_dim: int = II("task.num_mel_bins")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16_instructions() -> bool:
+    """True when the CPU multiplies bfloat16 natively (the avx512_bf16 or amx_bf16 flag; Linux only)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return True  # unknown: no warning
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def add_missing_fields(cfg, config_class) -> None:
@@ -234,6 +247,9 @@ class CtcKdBaseModel(BaseFairseqModel):
 
     def autocast(self, device: torch.device):
         """The forward pass's precision context (``model.autocast_bf16``); gradients follow the forward's dtypes."""
+        if self.cfg.autocast_bf16 and device.type == "cpu" and not cpu_has_bf16_instructions():
+            warnings.warn("model.autocast_bf16=true on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated "
+                          "there and slower than float32; set model.autocast_bf16=false", RuntimeWarning)
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(self.cfg.autocast_bf16))
 
     def forward(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
