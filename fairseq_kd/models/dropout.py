@@ -16,6 +16,8 @@ RESOLUTION = 1 << 15  # int16.random_() draws uniformly from 0 .. 2^15 - 1
 
 
 class FastDropout(nn.Module):
+    apply_during_inference = False  # what fairseq's modules ask of the FairseqDropout this replaces
+
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
