@@ -54,22 +54,28 @@ def _synchronize(device: str):
 
 
 @torch.no_grad()
+def split_batches(task, model, subset: str, max_tokens: Optional[int], batch_size: Optional[int], device: str):
+    """``subset``'s batches as fairseq-generate makes them (fairseq's order, no shuffling, every utterance),
+    on ``device``."""
+    iterator = task.get_batch_iterator(dataset=task.dataset(subset), max_tokens=max_tokens, max_sentences=batch_size,
+                                       max_positions=utils.resolve_max_positions(task.max_positions(),
+                                                                                 model.max_positions()),
+                                       ignore_invalid_inputs=False, required_batch_size_multiple=1,
+                                       ).next_epoch_itr(shuffle=False)
+    for sample in iterator:
+        yield utils.move_to_cuda(sample) if device.startswith("cuda") else sample
+
+
 def encode_split(model, task, subset: str, max_tokens: Optional[int], batch_size: Optional[int],
                  device: str, post_process_symbol: str = "letter") -> EncodedSplit:
     """Batch ``subset`` as fairseq-generate does, load every batch first, then time the encoder alone.
 
     One untimed forward of the first batch warms up (allocator, kernel selection).
     """
-    dataset = task.dataset(subset)
-    iterator = task.get_batch_iterator(dataset=dataset, max_tokens=max_tokens, max_sentences=batch_size,
-                                       max_positions=utils.resolve_max_positions(task.max_positions(),
-                                                                                 model.max_positions()),
-                                       ignore_invalid_inputs=False, required_batch_size_multiple=1,
-                                       ).next_epoch_itr(shuffle=False)
-    samples = [utils.move_to_cuda(s) if device.startswith("cuda") else s for s in iterator]
+    samples = list(split_batches(task, model, subset, max_tokens, batch_size, device))
     if samples:
         model.ctc_emissions(**samples[0]["net_input"])
-    tgt_dict, sample_rate = task.target_dictionary, task.cfg.sample_rate
+    tgt_dict, sample_rate, sizes = task.target_dictionary, task.cfg.sample_rate, task.dataset(subset).sizes
     batches, encoder_seconds = [], 0.0
     for sample in samples:
         _synchronize(device)
@@ -81,7 +87,7 @@ def encode_split(model, task, subset: str, max_tokens: Optional[int], batch_size
         references = [post_process(tgt_dict.string(utils.strip_pad(t, tgt_dict.pad()).int().cpu()),
                                    post_process_symbol) for t in sample["target"]]
         batches.append(EncodedBatch(ids, log_probs, lengths, references,
-                                    sum(dataset.sizes[i] for i in ids) / sample_rate))
+                                    sum(sizes[i] for i in ids) / sample_rate))
     return EncodedSplit(batches, encoder_seconds, sum(b.audio_seconds for b in batches),
                         sum(len(b.ids) for b in batches))
 

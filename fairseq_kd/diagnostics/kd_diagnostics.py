@@ -47,10 +47,11 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from fairseq import checkpoint_utils, utils
+from fairseq import checkpoint_utils
 from fairseq.dataclass.utils import overwrite_args_by_name
 
 from ..data.manifest import DataError
+from ..decoding.evaluation import split_batches
 from ..data.teacher_sidecar import TeacherSidecar, sidecar_path
 from ..models.wav2vec_kd import Wav2VecCtcKdModel
 
@@ -82,16 +83,6 @@ def load_for_diagnostics(checkpoint: str, data: Optional[str], sidecar_dir: Opti
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], state=state)
     task.load_dataset(subset)
     return models[0].to(device).eval(), task, task.build_criterion(cfg.criterion)
-
-
-def batches(task, model, subset: str, max_tokens: int, device: str) -> Iterator[dict]:
-    """``subset``'s batches in fairseq's order (no shuffling, every utterance), on ``device``."""
-    iterator = task.get_batch_iterator(
-        dataset=task.dataset(subset), max_tokens=max_tokens,
-        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=False, required_batch_size_multiple=1).next_epoch_itr(shuffle=False)
-    for sample in iterator:
-        yield utils.move_to_cuda(sample) if device.startswith("cuda") else sample
 
 
 def encoder_blocks(model) -> List[nn.Module]:
@@ -298,7 +289,8 @@ def run_diagnostics(checkpoint: str, data: Optional[str], sidecar_dir: Optional[
                         f"compared; give --aed-kd-weight in (0, 1)")
     listening, gradients = DecoderListening(model, criterion), GradientAgreement(model, alpha)
     needed = None if max_batches is None else max(max_batches, grad_batches)
-    for index, sample in enumerate(itertools.islice(batches(task, model, subset, max_tokens, device), needed)):
+    split = split_batches(task, model, subset, max_tokens, None, device)
+    for index, sample in enumerate(itertools.islice(split, needed)):
         if max_batches is None or index < max_batches:
             listening.add(model, sample)
         if index < grad_batches:
