@@ -40,6 +40,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(option, nargs="+", default=[], help=help_text)
             continue
         kind = f.type
+        if kind is bool:
+            parser.add_argument(option, action="store_true", help=help_text)
+            continue
         if typing.get_origin(kind) is typing.Union:  # Optional[x]
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -10,6 +10,7 @@ Output in --out: ``{split}.tsv``, ``{split}.wrd``, ``{split}.ltr``; with --write
 
   python scripts/prepare_manifest.py --audio-dir LibriSpeech/train-clean-100 --split train --out data/ls100 --write-dict
   python scripts/prepare_manifest.py --audio-dir LibriSpeech/dev-clean --split dev_clean --out data/ls100
+  python scripts/prepare_manifest.py --audio-dir LibriSpeech/train-clean-{100,360} --split train --out data/ls460 --write-dict
   # sentencepiece units instead of letters (task.labels=spm, criterion.post_process=sentencepiece):
   python scripts/prepare_manifest.py ... --spm-model data/ls100/spm_unigram300.model --spm-train-vocab 300 --write-dict
 """
@@ -46,7 +47,9 @@ def write_spm_labels(out_dir, split, transcripts, model_path, train_vocab, write
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio-dir", required=True, help="folder with *.trans.txt and audio files")
+    parser.add_argument("--audio-dir", required=True, nargs="+",
+                        help="folder(s) with *.trans.txt and audio files; several (e.g. train-clean-100 "
+                             "train-clean-360) make one split whose manifest root is their common parent")
     parser.add_argument("--split", required=True, help="split name: writes {split}.tsv/.wrd/.ltr")
     parser.add_argument("--out", required=True, help="data directory (task.data)")
     parser.add_argument("--sample-rate", type=int, default=16000)
@@ -56,8 +59,10 @@ def main():
                         help="train --spm-model (unigram, this vocabulary size) on this split if it does not exist")
     args = parser.parse_args()
 
-    utterances = write_split(scan_transcribed_audio(args.audio_dir), args.out, args.split, args.audio_dir,
-                             args.sample_rate)
+    audio_dirs = [os.path.abspath(d) for d in args.audio_dir]
+    root = audio_dirs[0] if len(audio_dirs) == 1 else os.path.commonpath(audio_dirs)
+    utterances = write_split((u for d in audio_dirs for u in scan_transcribed_audio(d)), args.out, args.split,
+                             root, args.sample_rate)
     if args.write_dict:
         write_dictionary((words_to_letters(u.transcript) for u in utterances),
                          os.path.join(args.out, "dict.ltr.txt"), extra_symbols=LETTERS)

@@ -1,31 +1,44 @@
 #!/usr/bin/env bash
 # Reproduce the paper's comparison (arXiv 2401.11700, Table: greedy CTC WER of CTC / InterCTC / final-layer
 # AED-KD / interAED-KD / interCTC-interAED-KD against CTC + n-gram LM shallow-fusion beam search, with
-# runtimes) on a speech corpus built offline, stage by stage like an ESPnet/icefall run.sh.
+# runtimes) stage by stage like an ESPnet/icefall run.sh, on a speech corpus built offline or on LibriSpeech.
 #
 #   bash examples/kd/run.sh --preset smoke            # every stage in small (~5 min; run by scripts/run_tests.sh)
 #   bash examples/kd/run.sh --preset demo             # 26 min on 2 CPU cores: 2 systems, small corpus
-#   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~2 h on 2 cores (RESULTS.md)
+#   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~3 h on 2 cores (RESULTS.md)
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
+#   bash examples/kd/run.sh --preset librispeech --librispeech-dir /data/LibriSpeech \
+#       --teacher-dir /models/bert-base-uncased --lm-text /data/librispeech-lm-norm.txt --exp exp/ls100
+#
+# Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
+# (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
+# (default: cuda when torch sees a GPU), --beams "10 50".
+# LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
+# test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
+# --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
+# --lm-text runs only when its MLM head is missing or --teacher-steps N asks), --lm-text FILE (one normalised
+# upper-case sentence per line, e.g. librispeech-lm-norm.txt), --config-prefix 100h_|xs_ (default 100h_),
+# --lm-prune "0 0 1 1" (lmplz pruning thresholds per order, for a large --lm-text).
 #
 # Before stage 1 the recipe runs scripts/setup_env.sh, which installs what is missing (apt packages, .venv,
 # KenLM tools) and stops with one message listing anything it could not install.
 #
 # Stages (each leaves a .done marker in $exp/stages; rerunning skips finished stages, and fairseq resumes an
 # interrupted training from checkpoint_last.pt):
-#   1 text      World English Bible sentences (public domain) for the LM and the teacher
+#   1 text      World English Bible sentences (public domain) for the LM and the teacher (LibriSpeech: --lm-text)
 #   2 speech    TTS corpus: train / valid / test with seen voices, test_unseen with voices never trained on
-#   3 teacher   MLM fine-tuning of the MiniLM teacher on the text minus every valid/test sentence
-#   4 sidecars  teacher top-k probabilities of the train and valid transcripts
+#               (LibriSpeech: manifests and letter labels of the train subsets and every dev/test subset)
+#   3 teacher   MLM fine-tuning of the MiniLM teacher on WEB text (sentences up to 60 words) minus every
+#               valid/test sentence
+#   4 sidecars  teacher top-k probabilities of the train and valid transcripts (--nj shards, merged)
 #   5 lm        word 4-gram + lexicon on the same text; an independent check that no valid/test sentence
 #               is in the teacher's or the LM's training text
 #   6 train     every system with fairseq-hydra-train --config-dir examples/kd, same data/updates/seeds
-#   7 decode    greedy fairseq-generate of every system; LM weight / word score tuned on valid; beam + LM
+#   7 decode    greedy fairseq-generate of every system on valid and test subsets; LM weight / word score
+#               tuned on a valid subset (LibriSpeech: dev-clean for test-clean, dev-other for test-other);
+#               beam + LM on the test subsets
 #   8 results   results.md / results.csv / wer_vs_time.png (scripts/collect_results.py)
-#
-# --preset librispeech prints the commands for LibriSpeech-100h (GPU configs 100h_*, a local
-# bert-base-uncased MLM directory as teacher); it is not run here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -39,6 +52,15 @@ max_update_override=""
 teacher_options=""
 nj=$(nproc)
 exp=""
+device=""
+beams_override=""
+librispeech_dir=""
+train_subsets="train-clean-100"
+teacher_dir=""
+teacher_steps_override=""
+lm_text=""
+config_prefix=""
+lm_prune=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,7 +72,16 @@ while [ $# -gt 0 ]; do
     --max-update) max_update_override=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --device) device=$2; shift 2 ;;
+    --beams) beams_override=$2; shift 2 ;;
+    --librispeech-dir) librispeech_dir=$2; shift 2 ;;
+    --train-subsets) train_subsets=$2; shift 2 ;;
+    --teacher-dir) teacher_dir=$2; shift 2 ;;
+    --teacher-steps) teacher_steps_override=$2; shift 2 ;;
+    --lm-text) lm_text=$2; shift 2 ;;
+    --config-prefix) config_prefix=$2; shift 2 ;;
+    --lm-prune) lm_prune=$2; shift 2 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
 done
@@ -71,36 +102,58 @@ case "$preset" in
   cpu)
     asr_text=""                                    # the whole extracted text (stage 1)
     num_train=3000; num_valid=300; num_test=300; speed="0.9,1.0,1.1"; max_words=16
-    teacher_steps=400; max_update=2500; beams="10 50 100"
+    teacher_steps=2000; teacher_options="--bf16 --eval-every 250"; max_update=2500; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
-  librispeech)
-    cat <<'TXT'
-LibriSpeech-100h (GPU), same stages with real data:
-  python scripts/prepare_manifest.py --audio-dir $LS/train-clean-100 --split train --out data/ls100 --write-dict
-  for s in dev-clean dev-other test-clean test-other; do
-    python scripts/prepare_manifest.py --audio-dir $LS/$s --split ${s/-/_} --out data/ls100; done
-  python scripts/finetune_teacher.py --base /path/to/bert-base-uncased --text librispeech-lm-norm.txt \
-      --exclude data/ls100/{dev,test}_*.wrd --out exp/ls100/teacher
-  python scripts/extract_teacher_sidecar.py --teacher exp/ls100/teacher --data data/ls100 \
-      --splits train dev_clean dev_other --out data/ls100/teacher --device cuda
-  python scripts/build_lm.py --text librispeech-lm-norm.txt --dict data/ls100/dict.ltr.txt \
-      --exclude data/ls100/{dev,test}_*.wrd --order 4 --out-dir exp/ls100/lm
-  for v in 100h_ctc 100h_interctc 100h_aedkd 100h_interaedkd 100h_interctc_interaedkd; do
-    fairseq-hydra-train --config-dir examples/kd --config-name $v task.data=$PWD/data/ls100 \
-      task.kd_sidecar_dir=$PWD/data/ls100/teacher common.user_dir=$PWD/fairseq_kd checkpoint.save_dir=$PWD/exp/ls100/$v
-  done
-then stages 7-8 of this script with --exp exp/ls100 (decoding as below, subsets test_clean test_other).
-TXT
-    exit 0 ;;
+  librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
+    config_prefix=${config_prefix:-100h_}
+    teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
+    lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
+    default_variants="${config_prefix}ctc ${config_prefix}interctc ${config_prefix}aedkd ${config_prefix}interaedkd ${config_prefix}interctc_interaedkd" ;;
   *) echo "unknown preset $preset (smoke, demo, cpu, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
 max_update=${max_update_override:-$max_update}
+beams=${beams_override:-$beams}
 exp=$(realpath -m "${exp:-exp/$preset}")
 data=$exp/data
 corpus=$data/corpus
 stages=$exp/stages
+
+# splits: the synthetic corpus has valid / test / test_unseen; LibriSpeech the dev/test subsets found
+if [ "$preset" = librispeech ]; then
+  problems=()
+  [ -n "$librispeech_dir" ] && [ -d "$librispeech_dir" ] \
+    || problems+=("--librispeech-dir '$librispeech_dir': not a folder (the LibriSpeech root with train-clean-100/, dev-clean/, ...)")
+  for subset in $train_subsets; do
+    [ -z "$librispeech_dir" ] || [ -d "$librispeech_dir/$subset" ] \
+      || problems+=("--train-subsets: $librispeech_dir/$subset not found")
+  done
+  valid_splits=""; test_splits=""
+  for subset in dev-clean dev-other; do [ -d "$librispeech_dir/$subset" ] && valid_splits+="${subset/-/_} "; done
+  for subset in test-clean test-other; do [ -d "$librispeech_dir/$subset" ] && test_splits+="${subset/-/_} "; done
+  [ -n "$valid_splits" ] || problems+=("$librispeech_dir: neither dev-clean/ nor dev-other/ (needed for validation and LM-weight tuning)")
+  [ -n "$test_splits" ] || problems+=("$librispeech_dir: neither test-clean/ nor test-other/")
+  [ -n "$teacher_dir" ] && [ -f "$teacher_dir/config.json" ] \
+    || problems+=("--teacher-dir '$teacher_dir': no config.json (a local transformers BertForMaskedLM directory with its tokenizer, e.g. bert-base-uncased)")
+  [ -n "$lm_text" ] && [ -f "$lm_text" ] \
+    || problems+=("--lm-text '$lm_text': no such file (one normalised upper-case sentence per line, e.g. librispeech-lm-norm.txt)")
+  if [ ${#problems[@]} -gt 0 ]; then
+    printf 'run.sh --preset librispeech cannot start:\n'; printf '  - %s\n' "${problems[@]}"; exit 1
+  fi
+  librispeech_dir=$(realpath "$librispeech_dir"); teacher_dir=$(realpath "$teacher_dir"); lm_text=$(realpath "$lm_text")
+  tune_pairs=""  # test subset:the dev subset its LM weights are tuned on
+  for t in $test_splits; do
+    d=${t/test/dev}; [[ " $valid_splits " == *" $d "* ]] || d=${valid_splits%% *}
+    tune_pairs+="$t:$d "
+  done
+  lm_text_file=$lm_text
+else
+  valid_splits="valid"; test_splits="test test_unseen"; tune_pairs="test:valid test_unseen:valid"
+  lm_text_file=$data/text/web.txt
+fi
+main_subset=${test_splits%% *}
+valid_list=$(echo $valid_splits | tr ' ' ',')
 mkdir -p "$stages"
 
 log() { echo "[run.sh $(date '+%H:%M:%S')] $*"; }
@@ -114,50 +167,99 @@ finish_stage() { touch "$stages/$1.$2.done"; log "stage $1 ($2) finished in $(( 
 bash scripts/setup_env.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=$nj
-heldout="$corpus/valid.wrd $corpus/test.wrd $corpus/test_unseen.wrd"
+device=${device:-$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
+heldout=$(for s in $valid_splits $test_splits; do printf '%s ' "$corpus/$s.wrd"; done)
 
 if run_stage 1 text; then
-  python scripts/extract_text.py --source web --out "$data/text/web.txt"
+  if [ "$preset" = librispeech ]; then
+    log "LM and teacher text: $lm_text (used as it is)"
+  else
+    python scripts/extract_text.py --source web --out "$data/text/web.txt"
+  fi
   finish_stage 1 text
 fi
 
 if run_stage 2 speech; then
-  python scripts/make_synthetic_corpus.py --text "${asr_text:-$data/text/web.txt}" --out "$corpus" \
-    --num-train $num_train --num-valid $num_valid --num-test $num_test --max-words $max_words \
-    --unseen-voices espeak:en-us+f2,festival:cmu_us_slt_arctic_hts --speed-perturb $speed --jobs $nj
+  if [ "$preset" = librispeech ]; then
+    python scripts/prepare_manifest.py --audio-dir $(for s in $train_subsets; do printf '%s ' "$librispeech_dir/$s"; done) \
+      --split train --out "$corpus" --write-dict
+    for s in $valid_splits $test_splits; do
+      python scripts/prepare_manifest.py --audio-dir "$librispeech_dir/${s/_/-}" --split $s --out "$corpus"
+    done
+  else
+    python scripts/make_synthetic_corpus.py --text "${asr_text:-$data/text/web.txt}" --out "$corpus" \
+      --num-train $num_train --num-valid $num_valid --num-test $num_test --max-words $max_words \
+      --unseen-voices espeak:en-us+f2,festival:cmu_us_slt_arctic_hts --speed-perturb $speed --jobs $nj
+  fi
   finish_stage 2 speech
 fi
 
+# the teacher: a given MLM directory with a trained head is used as it is; otherwise (or with --teacher-steps)
+# it is fine-tuned into $exp/teacher
+teacher=$exp/teacher
+if [ "$preset" = librispeech ] && [ "$teacher_steps" -eq 0 ]; then
+  missing=$(python -c "import sys; from fairseq_kd.teacher.masked_lm import missing_weights; print(' '.join(missing_weights(sys.argv[1])))" "$teacher_dir")
+  if [ -z "$missing" ]; then teacher=$teacher_dir; else teacher_steps=2000; teacher_options="--bf16"; fi
+fi
 if run_stage 3 teacher; then
-  python scripts/finetune_teacher.py --text "$data/text/web.txt" --exclude $heldout --out "$exp/teacher" \
-    --steps $teacher_steps --threads $nj $teacher_options
+  if [ "$teacher" != "$exp/teacher" ]; then
+    log "teacher $teacher has a trained MLM head: used as it is (--teacher-steps N fine-tunes it on --lm-text)"
+  elif [ "$preset" = librispeech ]; then
+    log "teacher $teacher_dir: fine-tuning $teacher_steps MLM steps on $lm_text"
+    python scripts/finetune_teacher.py --base "$teacher_dir" --text "$lm_text" --exclude $heldout --out "$teacher" \
+      --steps $teacher_steps --threads $nj $teacher_options
+  else
+    # the teacher reads every WEB sentence of up to 60 words (~0.75 M words), not only the short ones spoken
+    [ -f "$data/text/teacher.txt" ] || python scripts/extract_text.py --source web --out "$data/text/teacher.txt" \
+      --max-words 60 --max-name-ratio 1.0
+    python scripts/finetune_teacher.py --text "$data/text/teacher.txt" --exclude $heldout --out "$teacher" \
+      --steps $teacher_steps --threads $nj $teacher_options
+  fi
   finish_stage 3 teacher
 fi
 
 if run_stage 4 sidecars; then
-  python scripts/extract_teacher_sidecar.py --teacher "$exp/teacher" --data "$corpus" --splits train valid \
-    --out "$corpus/teacher" --topk 10 --threads $nj
+  splits="train $valid_splits"
+  if [ "$nj" -le 1 ]; then
+    python scripts/extract_teacher_sidecar.py --teacher "$teacher" --data "$corpus" --splits $splits \
+      --out "$corpus/teacher" --topk 10 --device $device --threads 1
+  else  # --nj shards (one thread or one GPU each), then merged into the files one process would write
+    gpus=$([ "$device" = cuda ] && nvidia-smi -L | wc -l || echo 1)
+    pids=()
+    for ((shard = 0; shard < nj; shard++)); do
+      CUDA_VISIBLE_DEVICES=$((shard % gpus)) OMP_NUM_THREADS=1 python scripts/extract_teacher_sidecar.py \
+        --teacher "$teacher" --data "$corpus" --splits $splits --out "$corpus/teacher" --topk 10 --device $device \
+        --threads 1 --shard-id $shard --num-shards $nj > "$exp/sidecars.shard$shard.log" 2>&1 &
+      pids+=($!)
+    done
+    for ((shard = 0; shard < nj; shard++)); do
+      wait ${pids[$shard]} || { tail -20 "$exp/sidecars.shard$shard.log"; exit 1; }
+    done
+    python scripts/merge_teacher_sidecar.py --data "$corpus" --splits $splits --out "$corpus/teacher"
+  fi
   finish_stage 4 sidecars
 fi
 
 if run_stage 5 lm; then
-  python scripts/build_lm.py --text "$data/text/web.txt" --dict "$corpus/dict.ltr.txt" --exclude $heldout \
-    --order 4 --out-dir "$exp/lm"
-  python scripts/check_excluded.py --excluded $heldout --texts "$exp/lm/lm_text.txt" "$exp/teacher/train_text.txt" \
-    "$exp/teacher/heldout_text.txt"
+  python scripts/build_lm.py --text "$lm_text_file" --dict "$corpus/dict.ltr.txt" --exclude $heldout \
+    --order 4 --out-dir "$exp/lm" --discount-fallback ${lm_prune:+--prune $lm_prune}
+  teacher_texts=$([ -f "$exp/teacher/train_text.txt" ] && echo "$exp/teacher/train_text.txt $exp/teacher/heldout_text.txt" || true)
+  python scripts/check_excluded.py --excluded $heldout --texts "$exp/lm/lm_text.txt" $teacher_texts
   finish_stage 5 lm
 fi
 
 if run_stage 6 train; then
+  device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || true)
   for seed in $seeds; do
     for v in $variants; do
       log "training $v seed $seed"
       mkdir -p "$exp/$v"
       fairseq-hydra-train --config-dir examples/kd --config-name $v task.data="$corpus" \
         task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" common.seed=$seed \
-        checkpoint.save_dir="$exp/$v/seed$seed" optimization.max_update=$max_update \
+        checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" $device_overrides \
+        ${max_update:+optimization.max_update=$max_update} \
         > "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; exit 1; }
-      grep -E "valid on 'valid'" "$exp/$v/seed$seed.train.log" | tail -1
+      grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1
     done
   done
   finish_stage 6 train
@@ -167,8 +269,8 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
   local ckpt=$1 subset=$2 out=$3; shift 3
   mkdir -p "$out"
   fairseq-generate "$corpus" --user-dir fairseq_kd --task audio_kd --path "$ckpt" --gen-subset $subset \
-    --results-path "$out" --scoring wer --post-process letter --max-tokens 1600000 --cpu "$@" \
-    > "$out/generate.log" 2>&1 || { tail -20 "$out/generate.log"; exit 1; }
+    --results-path "$out" --scoring wer --post-process letter --max-tokens 1600000 \
+    $([ "$device" = cpu ] && echo --cpu) "$@" > "$out/generate.log" 2>&1 || { tail -20 "$out/generate.log"; exit 1; }
   tail -1 "$out/generate-$subset.txt"
 }
 
@@ -176,15 +278,16 @@ if run_stage 7 decode; then
   for seed in $seeds; do
     for v in $variants; do
       dir=$exp/$v/seed$seed
-      for subset in valid test test_unseen; do
+      for subset in $valid_splits $test_splits; do
         generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
       done
-      python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" --data "$corpus" --subset valid \
-        --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam 50 \
-        --lm-weights $lm_weights --word-scores $word_scores --out "$dir/lm_tuned.json"
-      read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned.json")
-      for beam in $beams; do
-        for subset in test test_unseen; do
+      for pair in $tune_pairs; do
+        subset=${pair%%:*}; dev=${pair#*:}
+        [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
+          --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
+          --beam 50 --lm-weights $lm_weights --word-scores $word_scores --out "$dir/lm_tuned_$dev.json"
+        read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
+        for beam in $beams; do
           generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \
             --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam $beam \
             --lm-weight $lm_weight --word-score $word_score
@@ -197,7 +300,7 @@ fi
 
 if run_stage 8 results; then
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
-    --systems "$(echo $variants | tr ' ' ',')" --stages "$stages"
+    --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset
   finish_stage 8 results
   log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"
 fi

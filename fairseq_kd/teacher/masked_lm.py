@@ -61,6 +61,13 @@ def fingerprint(model_dir: str) -> str:
     return digest.hexdigest()
 
 
+def missing_weights(model_dir: str) -> List[str]:
+    """Names of the ``BertForMaskedLM`` weights that ``model_dir`` lacks (all of the MLM head for an encoder-only
+    BERT such as the raw all-MiniLM-L6-v2): a teacher needs MLM fine-tuning first when this is not empty."""
+    _, info = BertForMaskedLM.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
+    return sorted(info["missing_keys"])
+
+
 class MaskedLmTeacher:
     """Loads ``model_dir`` offline (``local_files_only``); refuses a model whose MLM head was not trained."""
 
