@@ -96,7 +96,7 @@ case "$preset" in
   demo)
     asr_text=examples/kd/data/web_sentences.txt   # the embedded 8000 sentences
     num_train=1500; num_valid=150; num_test=150; speed="1.0"; max_words=14
-    teacher_steps=80; max_update=1200; beams="50"
+    teacher_steps=80; teacher_options="--bf16"; max_update=1200; beams="50"
     lm_weights="0 0.5 1 2"; word_scores="-1 0 1"
     default_variants="xs_ctc xs_interctc_interaedkd" ;;
   cpu)

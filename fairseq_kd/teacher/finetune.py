@@ -326,8 +326,13 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         curve = [[0, before["accuracy"]]] if before else []
     if before:
         logger.info(f"held-out masked-token accuracy before: {100 * before['accuracy']:.2f} %")
-    precision = torch.autocast("cpu" if not next(model.parameters()).is_cuda else "cuda", dtype=torch.bfloat16,
-                               enabled=cfg.bf16)
+    if cfg.bf16:
+        from ..models.ctc_kd import cpu_has_bf16_instructions
+
+        if not cpu_has_bf16_instructions():
+            logger.warning("--bf16 on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated there and slower than "
+                           "float32; leave --bf16 out")
+    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
 
     model.train()
     started = time.time() - elapsed
