@@ -174,3 +174,16 @@ def test_a_work_directory_of_other_settings_is_not_resumed(topics, tmp_path):
     (work / ft.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     facts = ft.finetune(config(text, encoder_only, out, steps=2), progress=False)
     assert facts["config"]["steps"] == 2 and not work.exists()
+
+
+def test_bf16_training_learns_and_records_a_learning_curve(topics, tmp_path):
+    """--bf16 (autocast; weights and loss stay float32) learns like float32; --eval-every adds the held-out
+    accuracy every that many steps to the facts, from step 0 to the last."""
+    text, excluded, base = topics
+    facts = ft.finetune(config((text, excluded), base, tmp_path / "teacher", steps=150, batch_size=16, max_length=12,
+                               lr=1e-2, bf16=True, eval_every=50), progress=False)
+    assert [step for step, _ in facts["curve"]] == [0, 50, 100, 150]
+    assert facts["curve"][0][1] == facts["heldout_before"]["accuracy"]
+    assert facts["curve"][-1][1] == facts["heldout_after"]["accuracy"] > 0.15
+    model = ft.load_base(str(tmp_path / "teacher"))[0]
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
