@@ -187,3 +187,17 @@ def test_bf16_training_learns_and_records_a_learning_curve(topics, tmp_path):
     assert facts["curve"][-1][1] == facts["heldout_after"]["accuracy"] > 0.15
     model = ft.load_base(str(tmp_path / "teacher"))[0]
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_max_lines_reads_only_the_head_of_a_large_text(topics, tmp_path):
+    text, excluded, base = topics
+    train, heldout, counts = ft.prepare_text(config((text, excluded), base, tmp_path / "t", max_lines=200))
+    assert counts["input_lines"] == 200 and len(train) + len(heldout) + counts["excluded_lines"] <= 200
+
+
+def test_missing_weights_tells_a_teacher_that_needs_fine_tuning(topics, tmp_path):
+    """run.sh --preset librispeech fine-tunes a --teacher-dir only when its MLM head is missing."""
+    from fairseq_kd.teacher.masked_lm import missing_weights
+
+    assert any(name.startswith("cls.predictions") for name in missing_weights(topics[2]))
+    assert missing_weights(save_tiny_bert(tmp_path / "mlm", ["alpha bravo charlie"] * 5, vocab_size=60)) == []

@@ -206,7 +206,7 @@ if run_stage 3 teacher; then
     log "teacher $teacher has a trained MLM head: used as it is (--teacher-steps N fine-tunes it on --lm-text)"
   elif [ "$preset" = librispeech ]; then
     log "teacher $teacher_dir: fine-tuning $teacher_steps MLM steps on $lm_text"
-    python scripts/finetune_teacher.py --base "$teacher_dir" --text "$lm_text" --exclude $heldout --out "$teacher" \
+    python scripts/finetune_teacher.py --base "$teacher_dir" --text "$lm_text" --max-lines 2000000 --exclude $heldout --out "$teacher" \
       --steps $teacher_steps --threads $nj $teacher_options
   else
     # the teacher reads every WEB sentence of up to 60 words (~0.75 M words), not only the short ones spoken

@@ -34,6 +34,7 @@ every ``save_every`` steps) reaches the same model as an uninterrupted one. The 
 is written to a temporary directory and renamed into place when complete.
 """
 import importlib.util
+import itertools
 import json
 import logging
 import math
@@ -85,6 +86,9 @@ class FinetuneConfig:
     contained_min_words: int = field(default=4, metadata={
         "help": "also drop lines containing an excluded sentence of at least this many words"})
     heldout_fraction: float = field(default=0.05, metadata={"help": "share of the text held out for evaluation"})
+    max_lines: int = field(default=0, metadata={
+        "help": "read only the first this many lines of the text (0: all); the text is held in memory, so give "
+                "e.g. 2000000 for librispeech-lm-norm.txt (40 M lines), far more than a fine-tuning reads"})
     steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "sequences per step"})
     max_length: int = field(default=64, metadata={"help": "positions per training sequence, [CLS] and [SEP] included"})
@@ -114,7 +118,7 @@ def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:
     matcher = ExcludedSentences(excluded, cfg.contained_min_words)
     counts = {}
     with open(cfg.text, encoding="utf-8") as f:
-        lines = list(normalised_lines_without(f, matcher, counts))
+        lines = list(normalised_lines_without(itertools.islice(f, cfg.max_lines or None), matcher, counts))
     rng = np.random.default_rng(cfg.seed)
     num_blocks = math.ceil(len(lines) / HELDOUT_BLOCK)
     heldout_blocks = set(rng.permutation(num_blocks)[: round(cfg.heldout_fraction * num_blocks)].tolist())
