@@ -98,8 +98,13 @@ def test_librispeech_preset_runs_every_stage_to_the_results_table(librispeech, t
 
 def test_missing_inputs_are_all_named_in_one_message(tmp_path):
     proc = run_recipe("--librispeech-dir", str(tmp_path / "nowhere"), "--exp", str(tmp_path / "exp"), timeout=60)
-    assert proc.returncode == 1
-    assert "cannot start" in proc.stdout
-    for option in ("--librispeech-dir", "--teacher-dir", "--lm-text", "--train-subsets"):
+    assert proc.returncode == 1 and "cannot start" in proc.stdout
+    for option in ("--librispeech-dir", "--teacher-dir", "--lm-text"):
         assert option in proc.stdout, proc.stdout
+    (tmp_path / "LibriSpeech" / "dev-other").mkdir(parents=True)  # no train, dev-clean or test subset
+    proc = run_recipe("--librispeech-dir", str(tmp_path / "LibriSpeech"), "--exp", str(tmp_path / "exp"), timeout=60)
+    assert proc.returncode == 1
+    for problem in ("train-clean-100 not found", "neither test-clean/ nor test-other/", "--teacher-dir"):
+        assert problem in proc.stdout, proc.stdout
+    assert "dev-clean/ nor" not in proc.stdout
     assert not (tmp_path / "exp").exists()
