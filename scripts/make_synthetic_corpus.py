@@ -4,8 +4,10 @@
 Sentences are shuffled (--seed) and split into disjoint test / valid / train sets, so that no test
 sentence is ever heard in training. Every sentence of a split is spoken by one voice of --voices (round
 robin); with --unseen-voices the test sentences are also spoken by voices never used in training, as a
-second test set ``test_unseen``. Training utterances can be speed-perturbed (sox ``speed``: tempo and pitch)
-and mixed with white noise at a random SNR.
+second test set ``test_unseen``; with --test-noise-snrs the test utterances are also mixed with pink noise
+(power ~ 1/f, generated, so derived from no utterance) at each given SNR, as ``test_noisy_<SNR>db`` (the
+analogue of a harder test set such as LibriSpeech's test-other). Training utterances can be speed-perturbed
+(sox ``speed``: tempo and pitch) and mixed with white noise at a random SNR.
 
 Output (--out):
   audio/{split}/{split}.trans.txt, audio/{split}/*.wav   LibriSpeech-style folders
@@ -62,11 +64,29 @@ def synthesize_raw(engine, voice, items, tmpdir):
     return paths
 
 
+def coloured_noise(num_samples, colour, rng):
+    """Gaussian noise: ``white``, or ``pink`` (spectrum scaled by 1/sqrt(f), i.e. equal power per octave)."""
+    white = rng.standard_normal(num_samples)
+    if colour == "white":
+        return white
+    spectrum = np.fft.rfft(white)
+    frequency = np.arange(len(spectrum), dtype=np.float64)
+    frequency[0] = 1.0
+    return np.fft.irfft(spectrum / np.sqrt(frequency), num_samples)
+
+
+def mix_at_snr(wav, noise, snr_db):
+    """``wav + g * noise`` with ``g`` such that ``10 log10(P_wav / P_{g noise}) = snr_db`` (powers over the whole
+    utterance), clipped to [-1, 1]."""
+    scale = np.sqrt(np.mean(wav ** 2) / (10 ** (snr_db / 10)) / np.mean(noise ** 2))
+    return np.clip(wav + scale * noise, -1, 1).astype(np.float32)
+
+
 def synthesize_chunk(engine, voice, items):
     """Worker: synthesise, resample to 16 kHz mono 16-bit (with speed perturbation), add noise, write."""
     with tempfile.TemporaryDirectory() as tmpdir:
         raw = synthesize_raw(engine, voice, items, tmpdir)
-        for utt_id, _, out_path, speed, snr_db, seed in items:
+        for utt_id, _, out_path, speed, snr_db, seed, colour in items:
             if not os.path.isfile(raw[utt_id]) or os.path.getsize(raw[utt_id]) == 0:
                 raise RuntimeError(f"{engine}:{voice} produced no audio for {utt_id}")
             mid = os.path.join(tmpdir, utt_id + ".wav")
@@ -75,10 +95,8 @@ def synthesize_chunk(engine, voice, items):
                            check=True, capture_output=True)
             if snr_db is not None:
                 wav, _ = sf.read(mid, dtype="float32")
-                rng = np.random.default_rng(seed)
-                noise = rng.standard_normal(len(wav)).astype(np.float32)
-                scale = np.sqrt(np.mean(wav ** 2) / (10 ** (snr_db / 10)) / np.mean(noise ** 2))
-                sf.write(mid, np.clip(wav + scale * noise, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+                noise = coloured_noise(len(wav), colour, np.random.default_rng(seed))
+                sf.write(mid, mix_at_snr(wav, noise, snr_db), SAMPLE_RATE, subtype="PCM_16")
             tmp_out = out_path + ".part.wav"
             shutil.move(mid, tmp_out)
             os.replace(tmp_out, out_path)
@@ -111,6 +129,9 @@ def main():
                         help="comma-separated speed factors; each training utterance draws one (e.g. 0.9,1.0,1.1)")
     parser.add_argument("--noise-snr", default="",
                         help="'lo,hi': add white noise to training utterances at an SNR drawn from [lo, hi] dB")
+    parser.add_argument("--test-noise-snrs", default="",
+                        help="comma-separated SNRs in dB, e.g. 10,5: the test sentences (same voices) mixed with pink "
+                             "noise at each, as splits test_noisy_<SNR>db")
     parser.add_argument("--max-words", type=int, default=0, help="skip sentences with more words (0: no limit)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
@@ -149,10 +170,13 @@ def main():
                 voice = voices[(i * copies + c) % len(voices)]
                 speed = rng.choice(speeds) if split == "train" else 1.0
                 snr = rng.uniform(*snr_range) if split == "train" and snr_range else None
-                plan[split].append((voice, raw, norm, speed, snr))
+                plan[split].append((voice, raw, norm, speed, snr, "white"))
     if unseen:
-        plan["test_unseen"] = [(unseen[i % len(unseen)], raw, norm, 1.0, None)
+        plan["test_unseen"] = [(unseen[i % len(unseen)], raw, norm, 1.0, None, "white")
                                for i, (raw, norm) in enumerate(split_sentences["test"])]
+    for snr in (float(s) for s in args.test_noise_snrs.split(",") if s.strip()):
+        plan[f"test_noisy_{snr:g}db"] = [(voice, raw, norm, 1.0, snr, "pink")
+                                         for voice, raw, norm, *_ in plan["test"]]
 
     jobs, utterances = [], {}
     for split, items in plan.items():
@@ -160,12 +184,13 @@ def main():
         os.makedirs(audio_dir, exist_ok=True)
         by_voice = {}
         utterances[split] = []
-        for idx, (voice, raw, norm, speed, snr) in enumerate(items):
+        for idx, (voice, raw, norm, speed, snr, colour) in enumerate(items):
             utt_id = f"{split}-{voice.replace(':', '_').replace('+', '_')}-{idx:06d}"
             out_path = os.path.join(audio_dir, utt_id + ".wav")
             utterances[split].append(Utterance(utt_id, out_path, norm))
             if not os.path.isfile(out_path):
-                by_voice.setdefault(voice, []).append((utt_id, raw, out_path, speed, snr, args.seed * 1_000_003 + idx))
+                by_voice.setdefault(voice, []).append((utt_id, raw, out_path, speed, snr,
+                                                       args.seed * 1_000_003 + idx, colour))
         for voice, todo in by_voice.items():
             engine, _, name = voice.partition(":")
             jobs += [(engine, name, todo[i: i + CHUNK]) for i in range(0, len(todo), CHUNK)]

@@ -1,0 +1,32 @@
+"""The TTS corpus builder's harder test condition: test sentences mixed with generated pink noise at given SNRs."""
+import os
+import sys
+
+import numpy as np
+import soundfile as sf
+from conftest import ROOT, SENTENCES, run
+
+from fairseq_kd.data.manifest import read_manifest
+
+
+def test_noisy_test_splits_repeat_the_test_utterances_with_pink_noise_at_each_snr(tmp_path):
+    out = tmp_path / "corpus"
+    run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_corpus.py"), "--text", SENTENCES,
+         "--out", str(out), "--num-train", "2", "--num-valid", "1", "--num-test", "3", "--voices",
+         "espeak:en-us+m3,flite:kal16", "--max-words", "8", "--test-noise-snrs", "10,5", "--jobs", "1"])
+    test_root, test_entries = read_manifest(str(out / "test.tsv"))
+    clean = [sf.read(os.path.join(test_root, path), dtype="float64")[0] for path, _, _ in test_entries]
+    for snr in (10, 5):
+        split = f"test_noisy_{snr}db"
+        assert (out / f"{split}.wrd").read_text() == (out / "test.wrd").read_text()
+        assert (out / f"{split}.ltr").read_text() == (out / "test.ltr").read_text()
+        root, entries = read_manifest(str(out / f"{split}.tsv"))
+        assert [n for _, n, _ in entries] == [n for _, n, _ in test_entries]  # same audio, same lengths
+        for (path, _, _), speech in zip(entries, clean):
+            noise = sf.read(os.path.join(root, path), dtype="float64")[0] - speech
+            measured = 10 * np.log10(np.mean(speech ** 2) / np.mean(noise ** 2))
+            assert abs(measured - snr) < 0.3, (split, path, measured)
+            power = np.abs(np.fft.rfft(noise)) ** 2
+            hz = np.fft.rfftfreq(len(noise), 1 / 16000)
+            low, high = power[(hz > 250) & (hz < 500)].mean(), power[(hz > 4000) & (hz < 8000)].mean()
+            assert low > 5 * high  # pink: power per Hz falls as 1/f (about 12x between these bands); white: 1x
