@@ -4,6 +4,8 @@
 Sources:
   --source web       the World English Bible (public domain) from Debian's ``sword-text-web`` through
                      ``diatheke`` (installed by scripts/setup_env.sh);
+  --source fortunes  Debian's ``fortunes-min`` (fortunes, literature, riddles; installed by scripts/setup_env.sh):
+                     ordinary modern English from another source than the Bible, for an out-of-domain test set;
   --source FILE      any plain-text file (paragraphs are joined, then split into sentences).
 
 A sentence is kept when :func:`fairseq_kd.data.text.normalize_transcript` accepts it (no digits or symbols),
@@ -47,6 +49,19 @@ def web_paragraphs():
         yield " ".join(verses)
 
 
+FORTUNE_FILES = ("/usr/share/games/fortunes/fortunes", "/usr/share/games/fortunes/literature",
+                 "/usr/share/games/fortunes/riddles")
+
+
+def fortune_paragraphs():
+    """Yield one string per fortune (entries are separated by lines holding only ``%``)."""
+    for path in FORTUNE_FILES:
+        if not os.path.isfile(path):
+            sys.exit(f"{path} not found: run scripts/setup_env.sh (apt package fortunes-min)")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            yield from (" ".join(entry.split()) for entry in re.split(r"^%$", f.read(), flags=re.MULTILINE))
+
+
 def file_paragraphs(path):
     with open(path, encoding="utf-8") as f:
         yield from (p.replace("\n", " ") for p in f.read().split("\n\n"))
@@ -73,14 +88,15 @@ def sentences(paragraphs, min_words, max_words, max_name_ratio):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", required=True, help="'web' or a plain-text file")
+    parser.add_argument("--source", required=True, help="'web', 'fortunes' or a plain-text file")
     parser.add_argument("--out", required=True)
     parser.add_argument("--min-words", type=int, default=4)
     parser.add_argument("--max-words", type=int, default=20)
     parser.add_argument("--max-name-ratio", type=float, default=0.25,
                         help="drop sentences where more than this fraction of words (after the first) is capitalised")
     args = parser.parse_args()
-    paragraphs = web_paragraphs() if args.source == "web" else file_paragraphs(args.source)
+    paragraphs = {"web": web_paragraphs, "fortunes": fortune_paragraphs}.get(
+        args.source, lambda: file_paragraphs(args.source))()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp"
     n = 0

@@ -6,7 +6,9 @@ sentence is ever heard in training. Every sentence of a split is spoken by one v
 robin); with --unseen-voices the test sentences are also spoken by voices never used in training, as a
 second test set ``test_unseen``; with --test-noise-snrs the test utterances are also mixed with pink noise
 (power ~ 1/f, generated, so derived from no utterance) at each given SNR, as ``test_noisy_<SNR>db`` (the
-analogue of a harder test set such as LibriSpeech's test-other). Training utterances can be speed-perturbed
+analogue of a harder test set such as LibriSpeech's test-other); with --ood-text, --num-ood sentences of another
+source (e.g. ``scripts/extract_text.py --source fortunes``), none of them in --text, spoken by the same voices
+as ``test_ood`` (words outside the training text's lexicon: where a closed-lexicon LM must fail). Training utterances can be speed-perturbed
 (sox ``speed``: tempo and pitch) and mixed with white noise at a random SNR.
 
 Output (--out):
@@ -132,6 +134,8 @@ def main():
     parser.add_argument("--test-noise-snrs", default="",
                         help="comma-separated SNRs in dB, e.g. 10,5: the test sentences (same voices) mixed with pink "
                              "noise at each, as splits test_noisy_<SNR>db")
+    parser.add_argument("--ood-text", help="sentences of another source for the test_ood split (one per line)")
+    parser.add_argument("--num-ood", type=int, default=0, help="test_ood sentences drawn from --ood-text")
     parser.add_argument("--max-words", type=int, default=0, help="skip sentences with more words (0: no limit)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
@@ -145,10 +149,11 @@ def main():
     speeds = [float(s) for s in args.speed_perturb.split(",")]
     snr_range = [float(s) for s in args.noise_snr.split(",")] if args.noise_snr else None
 
-    sentences, seen = [], set()
+    sentences, seen, in_text = [], set(), set()
     with open(args.text, encoding="utf-8") as f:
         for raw in f:
             norm = normalize_transcript(raw)
+            in_text.add(norm)
             if args.max_words and norm and len(norm.split()) > args.max_words:
                 continue
             if norm and norm not in seen:  # one transcript may occur in one split only
@@ -174,6 +179,21 @@ def main():
     if unseen:
         plan["test_unseen"] = [(unseen[i % len(unseen)], raw, norm, 1.0, None, "white")
                                for i, (raw, norm) in enumerate(split_sentences["test"])]
+    if args.num_ood:
+        if not args.ood_text:
+            raise SystemExit("--num-ood needs --ood-text")
+        ood, ood_seen = [], set(in_text)  # never a sentence of --text
+        with open(args.ood_text, encoding="utf-8") as f:
+            for raw in f:
+                norm = normalize_transcript(raw)
+                if norm and norm not in ood_seen and not (args.max_words and len(norm.split()) > args.max_words):
+                    ood_seen.add(norm)
+                    ood.append((raw.strip(), norm))
+        if len(ood) < args.num_ood:
+            raise SystemExit(f"{args.ood_text}: {len(ood)} usable sentences not in --text, {args.num_ood} requested")
+        random.Random(args.seed).shuffle(ood)
+        plan["test_ood"] = [(voices[i % len(voices)], raw, norm, 1.0, None, "white")
+                            for i, (raw, norm) in enumerate(ood[: args.num_ood])]
     for snr in (float(s) for s in args.test_noise_snrs.split(",") if s.strip()):
         plan[f"test_noisy_{snr:g}db"] = [(voice, raw, norm, 1.0, snr, "pink")
                                          for voice, raw, norm, *_ in plan["test"]]

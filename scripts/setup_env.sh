@@ -21,6 +21,7 @@ log() { echo "[setup $(date +%H:%M:%S)] $*"; }
 SYSTEM_NEEDS=(
   "diatheke|diatheke|scripts/extract_text.py --source web (recipe stage 1)"
   "/usr/share/sword/mods.d/engWEB2015eb.conf|sword-text-web|the World English Bible text (stage 1)"
+  "/usr/share/games/fortunes/fortunes|fortunes-min|scripts/extract_text.py --source fortunes (out-of-domain test text)"
   "flite|flite|TTS voices flite:* (stage 2, tests)"
   "festival|festival|TTS voices festival:* (stage 2, tests)"
   "/usr/share/festival/voices/english/kal_diphone|festvox-kallpc16k|voice festival:kal_diphone"

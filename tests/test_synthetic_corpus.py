@@ -7,13 +7,22 @@ import soundfile as sf
 from conftest import ROOT, SENTENCES, run
 
 from fairseq_kd.data.manifest import read_manifest
+from fairseq_kd.data.text import normalize_transcript
 
 
-def test_noisy_test_splits_repeat_the_test_utterances_with_pink_noise_at_each_snr(tmp_path):
+def test_noisy_and_out_of_domain_test_splits(tmp_path):
+    """test_noisy_<SNR>db: the test utterances with pink noise at each SNR; test_ood: sentences of another text,
+    none of which is in the main text."""
     out = tmp_path / "corpus"
+    with open(SENTENCES, encoding="utf-8") as f:
+        main_sentences = [line.strip() for line in f][:40]  # long ones too (--max-words 8 skips them for test)
+    foreign = ["The cat sat on the warm mat.", "A vivid mind characterizes you.", "Drain the moat at once."]
+    ood_text = tmp_path / "ood.txt"
+    ood_text.write_text("\n".join(main_sentences[:20] + foreign + main_sentences[20:]) + "\n")
     run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_corpus.py"), "--text", SENTENCES,
          "--out", str(out), "--num-train", "2", "--num-valid", "1", "--num-test", "3", "--voices",
-         "espeak:en-us+m3,flite:kal16", "--max-words", "8", "--test-noise-snrs", "10,5", "--jobs", "1"])
+         "espeak:en-us+m3,flite:kal16", "--max-words", "8", "--test-noise-snrs", "10,5", "--jobs", "1", "--ood-text", str(ood_text),
+         "--num-ood", "3"])
     test_root, test_entries = read_manifest(str(out / "test.tsv"))
     clean = [sf.read(os.path.join(test_root, path), dtype="float64")[0] for path, _, _ in test_entries]
     for snr in (10, 5):
@@ -30,3 +39,6 @@ def test_noisy_test_splits_repeat_the_test_utterances_with_pink_noise_at_each_sn
             hz = np.fft.rfftfreq(len(noise), 1 / 16000)
             low, high = power[(hz > 250) & (hz < 500)].mean(), power[(hz > 4000) & (hz < 8000)].mean()
             assert low > 5 * high  # pink: power per Hz falls as 1/f (about 12x between these bands); white: 1x
+    ood = (out / "test_ood.wrd").read_text().splitlines()
+    assert sorted(ood) == sorted(normalize_transcript(s) for s in foreign)
+    assert len(read_manifest(str(out / "test_ood.tsv"))[1]) == 3
