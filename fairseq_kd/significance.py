@@ -1,0 +1,109 @@
+"""Is a WER difference between two systems real? Paired bootstrap over utterances and seeds, and the smallest
+difference an experiment of this size could detect.
+
+Data of one system: ``errors`` (S x U: word errors of each of S seeds on each of U utterances, the same
+utterances in the same order for every system) and ``words`` (U: reference words). The WER of a seed is
+``sum_u errors[s, u] / sum_u words[u]`` and a system's WER is the mean over its seeds.
+
+Paired bootstrap (Bisani & Ney 2004, "Bootstrap estimates for confidence intervals in ASR performance
+evaluation", extended to seeds): each of ``resamples`` replicates draws U utterances with replacement (the same
+draw for both systems: the pairing that removes the utterances' own difficulty from the comparison) and, for
+each system on its own, S seeds with replacement (seed-to-seed variation of training), and computes
+``delta* = WER*(system) - WER*(baseline)``. The 95 % interval is the 2.5th-97.5th percentile of ``delta*``;
+``p`` is the two-sided share of replicates on the other side of 0 (``2 min(P(delta* <= 0), P(delta* >= 0))``).
+
+Minimum detectable effect (two-sided test at ``alpha`` = 0.05 with power 0.8), in WER points:
+``MDE = (z_{1 - alpha/2} + z_{0.8}) * SE(delta*) = 2.80 * SE``, with ``SE`` the standard deviation of the
+replicates: an effect smaller than that would usually be missed by an experiment of this many utterances and
+seeds.
+"""
+from dataclasses import asdict, dataclass
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+Z_TWO_SIDED_5_PERCENT, Z_POWER_80_PERCENT = 1.959964, 0.841621
+
+
+@dataclass
+class PairedDifference:
+    system_wer: float  # mean over seeds, %
+    baseline_wer: float
+    delta: float  # system - baseline, WER points (negative: the system is better)
+    ci_low: float  # 95 % paired bootstrap interval of delta
+    ci_high: float
+    p_value: float
+    minimum_detectable_effect: float  # WER points, alpha 0.05 two-sided, power 0.8
+    utterances: int
+    system_seeds: int
+    baseline_seeds: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_errors(errors, num_utterances: Optional[int] = None) -> np.ndarray:
+    errors = np.atleast_2d(np.asarray(errors, dtype=np.float64))
+    if errors.ndim != 2 or (num_utterances is not None and errors.shape[1] != num_utterances):
+        raise ValueError(f"errors must be seeds x utterances with {num_utterances} utterances, got {errors.shape}")
+    return errors
+
+
+def corpus_wer(errors, words) -> float:
+    """Mean over seeds of ``100 * sum errors / sum words`` (errors: S x U or U)."""
+    words = np.asarray(words, dtype=np.float64)
+    return float(100.0 * _as_errors(errors, len(words)).sum(axis=1).mean() / words.sum())
+
+
+def paired_bootstrap(system_errors, baseline_errors, words, resamples: int = 10000, seed: int = 0,
+                     chunk: int = 1000) -> PairedDifference:
+    """Paired bootstrap of ``WER(system) - WER(baseline)`` over utterances and seeds (module doc)."""
+    words = np.asarray(words, dtype=np.float64)
+    num_utterances = len(words)
+    system, baseline = _as_errors(system_errors, num_utterances), _as_errors(baseline_errors, num_utterances)
+    if num_utterances < 2 or words.sum() <= 0:
+        raise ValueError("need at least 2 utterances with reference words")
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for start in range(0, resamples, chunk):
+        n = min(chunk, resamples - start)
+        utterance_weights = rng.multinomial(num_utterances, np.full(num_utterances, 1 / num_utterances), size=n)
+        resampled_words = utterance_weights @ words  # n
+        wers = []
+        for errors in (system, baseline):
+            seeds = errors.shape[0]
+            seed_weights = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=n)  # n x S
+            per_seed = (utterance_weights @ errors.T) / resampled_words[:, None]  # n x S
+            wers.append(100.0 * (per_seed * seed_weights).sum(axis=1) / seeds)
+        deltas.append(wers[0] - wers[1])
+    deltas = np.concatenate(deltas)
+    system_wer, baseline_wer = corpus_wer(system, words), corpus_wer(baseline, words)
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    p_value = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0)))
+    return PairedDifference(
+        system_wer=system_wer, baseline_wer=baseline_wer, delta=system_wer - baseline_wer, ci_low=float(low),
+        ci_high=float(high), p_value=float(p_value),
+        minimum_detectable_effect=float((Z_TWO_SIDED_5_PERCENT + Z_POWER_80_PERCENT) * deltas.std(ddof=1)),
+        utterances=num_utterances, system_seeds=system.shape[0], baseline_seeds=baseline.shape[0])
+
+
+def word_error_categories(references: Sequence[str], hypotheses: Sequence[str], lexicon: Iterable[str]) -> dict:
+    """Word errors split by what language knowledge could fix, against a lexicon (e.g. the LM's words):
+    ``non_word`` substitutions / insertions produce a word outside the lexicon (a misspelling), ``real_word``
+    ones produce a lexicon word (a wrong word choice), plus ``deletions``; and the out-of-lexicon rate of the
+    references. Alignments from jiwer (minimum edit distance)."""
+    import jiwer
+
+    lexicon = set(lexicon)
+    output = jiwer.process_words(list(references), list(hypotheses))
+    counts = {"non_word": 0, "real_word": 0, "deletions": 0, "reference_words": 0, "reference_out_of_lexicon": 0}
+    for reference, hypothesis, chunks in zip(output.references, output.hypotheses, output.alignments):
+        counts["reference_words"] += len(reference)
+        counts["reference_out_of_lexicon"] += sum(word not in lexicon for word in reference)
+        for chunk in chunks:
+            if chunk.type == "delete":
+                counts["deletions"] += chunk.ref_end_idx - chunk.ref_start_idx
+            elif chunk.type in ("substitute", "insert"):
+                for word in hypothesis[chunk.hyp_start_idx:chunk.hyp_end_idx]:
+                    counts["real_word" if word in lexicon else "non_word"] += 1
+    return counts
