@@ -8,12 +8,15 @@
 #   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~3 h on 2 cores (RESULTS.md)
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
+#   bash examples/kd/run.sh --preset evidence --parallel 2   # 6 systems x 3 seeds, 7500 updates, CIs (days)
+#   bash examples/kd/run.sh --preset evidence --plan         # what is done, what remains, time left
 #   bash examples/kd/run.sh --preset librispeech --librispeech-dir /data/LibriSpeech \
 #       --teacher-dir /models/bert-base-uncased --lm-text /data/librispeech-lm-norm.txt --exp exp/ls100
 #
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
-# (default: cuda when torch sees a GPU), --beams "10 50".
+# (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (trainings at once, nj / N threads each),
+# --plan (print what the training stage has done and what remains, with a time estimate, and stop).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
 # test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
 # --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
@@ -47,7 +50,11 @@ ROOT=$(pwd)
 stage=1
 stop_stage=8
 preset=demo
-seeds="1"
+seeds=""
+parallel=1
+plan=false
+test_noise_snrs=""
+num_ood=0
 variants=""
 max_update_override=""
 teacher_options=""
@@ -69,6 +76,8 @@ while [ $# -gt 0 ]; do
     --stop-stage) stop_stage=$2; shift 2 ;;
     --preset) preset=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
+    --parallel) parallel=$2; shift 2 ;;
+    --plan) plan=true; shift ;;
     --variants) variants=$2; shift 2 ;;
     --max-update) max_update_override=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
@@ -82,7 +91,7 @@ while [ $# -gt 0 ]; do
     --lm-text) lm_text=$2; shift 2 ;;
     --config-prefix) config_prefix=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
 done
@@ -106,14 +115,24 @@ case "$preset" in
     teacher_steps=2000; teacher_options="--bf16 --eval-every 250"; max_update=2500; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
+  evidence)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
+    asr_text=""
+    num_train=6000; num_valid=300; num_test=500; speed="0.9,1.0,1.1"; max_words=16
+    test_noise_snrs="10,5"; num_ood=400   # harder test conditions: pink noise at 10 / 5 dB, fortunes (another source)
+    teacher_steps=2000; teacher_options="--bf16 --eval-every 250"; max_update=7500; beams="50"
+    lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
+    default_seeds="1 2 3"
+    # in priority order: with too little compute, seeds go to the first ones first
+    default_variants="xs_ctc xs_interctc xs_interctc_interaedkd xs_interctc_interaedkd_masked xs_interaedkd xs_interctc_interaedkd_beta0" ;;
   librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
     config_prefix=${config_prefix:-100h_}
     teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="${config_prefix}ctc ${config_prefix}interctc ${config_prefix}aedkd ${config_prefix}interaedkd ${config_prefix}interctc_interaedkd" ;;
-  *) echo "unknown preset $preset (smoke, demo, cpu, librispeech)"; exit 1 ;;
+  *) echo "unknown preset $preset (smoke, demo, cpu, evidence, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
+seeds=${seeds:-${default_seeds:-1}}
 max_update=${max_update_override:-$max_update}
 beams=${beams_override:-$beams}
 exp=$(realpath -m "${exp:-exp/$preset}")
@@ -151,7 +170,10 @@ if [ "$preset" = librispeech ]; then
   done
   lm_text_file=$lm_text
 else
-  valid_splits="valid"; test_splits="test test_unseen"; tune_pairs="test:valid test_unseen:valid"
+  valid_splits="valid"; test_splits="test test_unseen"
+  for snr in ${test_noise_snrs//,/ }; do test_splits+=" test_noisy_${snr}db"; done
+  [ "$num_ood" -eq 0 ] || test_splits+=" test_ood"
+  tune_pairs=$(for t in $test_splits; do printf '%s:valid ' $t; done)
   lm_text_file=$data/text/web.txt
 fi
 main_subset=${test_splits%% *}
@@ -159,6 +181,12 @@ valid_list=$(echo $valid_splits | tr ' ' ',')
 mkdir -p "$stages"
 
 log() { echo "[run.sh $(date '+%H:%M:%S')] $*"; }
+if $plan; then  # what stage 6 has done and what remains, then stop
+  for s in "$stages"/*.done; do [ -e "$s" ] && log "done: $(basename "$s" .done)"; done
+  .venv/bin/python scripts/recipe_plan.py --exp "$exp" --variants "$variants" --seeds "$seeds" \
+    --max-update "${max_update:-0}" --parallel $parallel
+  exit 0
+fi
 run_stage() {  # run_stage N NAME: true when stage N is selected and not done yet
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
   if [ -f "$stages/$1.$2.done" ]; then log "stage $1 ($2): done before, skipped"; return 1; fi
@@ -177,6 +205,7 @@ if run_stage 1 text; then
     log "LM and teacher text: $lm_text (used as it is)"
   else
     python scripts/extract_text.py --source web --out "$data/text/web.txt"
+    [ "$num_ood" -eq 0 ] || python scripts/extract_text.py --source fortunes --out "$data/text/ood.txt" --max-words $max_words
   fi
   finish_stage 1 text
 fi
@@ -191,7 +220,9 @@ if run_stage 2 speech; then
   else
     python scripts/make_synthetic_corpus.py --text "${asr_text:-$data/text/web.txt}" --out "$corpus" \
       --num-train $num_train --num-valid $num_valid --num-test $num_test --max-words $max_words \
-      --unseen-voices espeak:en-us+f2,festival:cmu_us_slt_arctic_hts --speed-perturb $speed --jobs $nj
+      --unseen-voices espeak:en-us+f2,festival:cmu_us_slt_arctic_hts --speed-perturb $speed --jobs $nj \
+      ${test_noise_snrs:+--test-noise-snrs $test_noise_snrs} \
+      $([ "$num_ood" -eq 0 ] || echo "--ood-text $data/text/ood.txt --num-ood $num_ood")
   fi
   finish_stage 2 speech
 fi
@@ -252,18 +283,28 @@ fi
 
 if run_stage 6 train; then
   device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || true)
+  train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
+    local v=$1 seed=$2
+    [ -f "$exp/$v/seed$seed.train.done" ] && { log "$v seed $seed: trained before, skipped"; return 0; }
+    log "training $v seed $seed"
+    mkdir -p "$exp/$v"
+    OMP_NUM_THREADS=$(( nj / parallel > 0 ? nj / parallel : 1 )) fairseq-hydra-train --config-dir examples/kd \
+      --config-name $v task.data="$corpus" task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" \
+      common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
+      $device_overrides ${max_update:+optimization.max_update=$max_update} \
+      > "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; return 1; }
+    touch "$exp/$v/seed$seed.train.done"
+    log "$v seed $seed: $(grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1 | grep -oE '\| wer [0-9.]+' || true)"
+  }
+  running=0  # --parallel trainings at once, nj / parallel threads each
   for seed in $seeds; do
     for v in $variants; do
-      log "training $v seed $seed"
-      mkdir -p "$exp/$v"
-      fairseq-hydra-train --config-dir examples/kd --config-name $v task.data="$corpus" \
-        task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" common.seed=$seed \
-        checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" $device_overrides \
-        ${max_update:+optimization.max_update=$max_update} \
-        > "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; exit 1; }
-      grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1
+      if [ $running -ge $parallel ]; then wait -n || exit 1; running=$((running - 1)); fi
+      train_one $v $seed &
+      running=$((running + 1))
     done
   done
+  while [ $running -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
   finish_stage 6 train
 fi
 

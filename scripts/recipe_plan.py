@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""What a recipe's training stage has done and what remains, with an estimate of the time left.
+
+For every system and seed (--variants x --seeds) under --exp, from ``<exp>/<system>/seed<N>.train.log`` (the
+log run.sh's stage 6 writes; fairseq resumes an interrupted training from checkpoint_last.pt): updates done of
+--max-update, seconds per update (fairseq's cumulative ``wall`` over ``num_updates``), the best valid WER and
+whether it still improved in the last 3 validations. The time left assumes --parallel trainings at once at the
+median measured seconds per update (or --default-seconds-per-update before any training has logged).
+
+  python scripts/recipe_plan.py --exp exp/evidence --variants "xs_ctc xs_interctc" --seeds "1 2 3" \\
+      --max-update 7500 --parallel 2
+"""
+import argparse
+import os
+import re
+import statistics
+
+TRAIN_LINE = re.compile(r"\| wall (\d+(?:\.\d+)?)(?: |$)")
+NUM_UPDATES = re.compile(r"num_updates (\d+)")
+VALID_LINE = re.compile(r"valid on '[^']+' subset .*?\| wer ([\d.]+) .*?num_updates (\d+)")
+
+
+def training_state(log_path):
+    """(updates done, seconds per update or None, [(updates, valid WER)], finished) from a fairseq train log."""
+    updates, seconds_per_update, valid, finished = 0, None, [], False
+    if not os.path.isfile(log_path):
+        return updates, seconds_per_update, valid, finished
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if "done training" in line:
+                finished = True
+            match = VALID_LINE.search(line)
+            if match:
+                valid.append((int(match.group(2)), float(match.group(1))))
+                continue
+            wall, count = TRAIN_LINE.search(line), NUM_UPDATES.search(line)
+            if wall and count and int(count.group(1)) > 0:
+                updates = int(count.group(1))
+                seconds_per_update = float(wall.group(1)) / updates
+    return updates, seconds_per_update, valid, finished
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", required=True)
+    parser.add_argument("--variants", required=True, help="space-separated config names, in priority order")
+    parser.add_argument("--seeds", required=True, help="space-separated seeds")
+    parser.add_argument("--max-update", type=int, required=True)
+    parser.add_argument("--parallel", type=int, default=1, help="trainings run at once")
+    parser.add_argument("--default-seconds-per-update", type=float, default=0.6,
+                        help="estimate before any training has logged (1-thread xs training on 2 cores)")
+    args = parser.parse_args()
+
+    rows, speeds, remaining_updates = [], [], 0
+    for seed in args.seeds.split():
+        for variant in args.variants.split():
+            log = os.path.join(args.exp, variant, f"seed{seed}.train.log")
+            updates, seconds, valid, finished = training_state(log)
+            done = finished or updates >= args.max_update
+            if seconds:
+                speeds.append(seconds)
+            remaining_updates += 0 if done else args.max_update - updates
+            best = min(valid, key=lambda v: v[1]) if valid else None
+            improving = bool(valid) and best in valid[-3:] and len(valid) >= 3
+            status = "done" if done else ("running or interrupted" if updates else "to do")
+            rows.append(f"| {variant} | {seed} | {status} | {updates} / {args.max_update} | "
+                        f"{f'{seconds:.2f}' if seconds else ''} | {f'{best[1]:.2f} @ {best[0]}' if best else ''} | "
+                        f"{'yes' if improving else ('no' if len(valid) >= 3 else '')} |")
+    print("| system | seed | status | updates | s/update | best valid WER @ update | improved in the last 3 "
+          "validations |\n|---|---|---|---:|---:|---:|---|")
+    print("\n".join(rows))
+    per_update = statistics.median(speeds) if speeds else args.default_seconds_per_update
+    hours = remaining_updates * per_update / max(args.parallel, 1) / 3600
+    print(f"\n{remaining_updates} updates left: ~{hours:.1f} h at {per_update:.2f} s/update with "
+          f"{args.parallel} training(s) at once ({'measured median' if speeds else 'assumed'})")
+
+
+if __name__ == "__main__":
+    main()
