@@ -19,14 +19,14 @@ from typing import List, Optional
 import torch
 
 from ..data.text import WORD_BOUNDARY
-from .greedy import CtcDecoder
+from .base import LM_INSTALL_HINT, CtcDecoder
 
 try:
     from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions,
                                              ZeroLM)
-except ImportError as error:  # pragma: no cover - the environment installs it
-    raise ImportError("CTC beam search needs flashlight-text: run scripts/setup_env.sh "
-                      "(pip install flashlight-text kenlm)") from error
+except ImportError as error:
+    raise ImportError(f"CTC beam search (--ctc-decoder beam / beam_lm) needs flashlight-text: {LM_INSTALL_HINT}") \
+        from error
 
 
 class FlashlightCtcDecoder(CtcDecoder):

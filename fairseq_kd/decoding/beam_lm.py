@@ -23,21 +23,21 @@ import logging
 import os
 from typing import List, Optional
 
-import kenlm
-
 from ..data.manifest import DataError
 from ..data.text import WORD_BOUNDARY
+from .base import LM_INSTALL_HINT
 from .beam import FlashlightCtcDecoder
 from .lexicon import BUILD_HINT, read_lexicon
 
 try:
+    import kenlm
     from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode,
                                              Trie)
     from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary as WordDictionary
-except ImportError as error:  # pragma: no cover - the environment installs it
-    raise ImportError("CTC beam search needs flashlight-text: run scripts/setup_env.sh "
-                      "(pip install flashlight-text kenlm)") from error
+except ImportError as error:
+    raise ImportError(f"CTC beam search with an n-gram LM (--ctc-decoder beam_lm) needs flashlight-text and kenlm: "
+                      f"{LM_INSTALL_HINT}") from error
 
 logger = logging.getLogger(__name__)
 

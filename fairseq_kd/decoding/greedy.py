@@ -7,6 +7,8 @@ from typing import List, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .base import CtcDecoder
+
 
 class GreedyCtcOutput(NamedTuple):
     tokens: List[torch.Tensor]        # per utterance: emitted label ids (LongTensor)
@@ -41,33 +43,6 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
         token_scores=list(torch.split(best_scores[emit], counts)),
         path_scores=(best_scores * valid).sum(dim=1),
     )
-
-
-class CtcDecoder:
-    """What every CTC decoder that ``fairseq-generate`` drives (``task.build_generator``) shares.
-
-    ``generate`` runs only what inference needs, the model's ``ctc_emissions`` (encoder + final CTC head; no
-    InterCTC heads, no attention decoder), then :meth:`decode`, which returns fairseq's hypothesis format:
-    for each utterance a list of dicts with ``tokens``, ``score``, ``positional_scores``, ``alignment``,
-    ``timesteps``.
-    """
-
-    def __init__(self, tgt_dict, blank: int):
-        self.tgt_dict = tgt_dict
-        self.blank = blank
-        self.eos = tgt_dict.eos()
-        self.symbols_to_strip_from_output = {tgt_dict.eos(), tgt_dict.bos(), tgt_dict.pad()}
-
-    @torch.no_grad()  # not inference_mode: fairseq-generate rescales the scores in place
-    def generate(self, models, sample, **unused):
-        if len(models) != 1:
-            raise ValueError("CTC decoding takes one model; pass a single checkpoint to --path")
-        log_probs, lengths = models[0].ctc_emissions(**sample["net_input"])
-        return self.decode(log_probs, lengths)
-
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[List[dict]]:
-        """``log_probs``: ``B x T x V``, ``lengths``: ``B`` valid frames -> hypotheses per utterance."""
-        raise NotImplementedError
 
 
 class CtcGreedyDecoder(CtcDecoder):

@@ -36,18 +36,19 @@ from omegaconf import OmegaConf, open_dict
 from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
 from ..data.manifest import DataError, check_split
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
-from ..decoding.beam import CtcBeamDecoder
-from ..decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
-from ..decoding.greedy import CtcGreedyDecoder
+from ..decoding import CtcDecodingConfig, build_ctc_decoder
 
 logger = logging.getLogger(__name__)
 
 FEATURE_CHOICES = ChoiceEnum(["fbank", "waveform"])
-CTC_DECODER_CHOICES = ChoiceEnum(["greedy", "beam", "beam_lm"])
 
 
 @dataclass
-class AudioKdConfig(AudioFinetuningConfig):
+class AudioKdConfig(AudioFinetuningConfig, CtcDecodingConfig):
+    """``audio_finetuning``'s fields, the ones below (input checks, features, teacher sidecars) and, for
+    ``fairseq-generate``, the CTC decoder options of :class:`~fairseq_kd.decoding.config.CtcDecodingConfig`."""
+
+
     labels: str = field(default="ltr", metadata={"help": "extension of the label files the CTC head learns "
                                                          "({split}.ltr letters, {split}.spm pieces, ...)"})
     features: FEATURE_CHOICES = field(
@@ -72,30 +73,6 @@ class AudioKdConfig(AudioFinetuningConfig):
     kd_topk: Optional[int] = field(default=None, metadata={
         "help": "teacher tokens per position used for distillation: the first kd_topk of the K stored, "
                 "renormalised to sum 1 (at most K; default all K)"})
-    # decoding (fairseq-generate); the beam size, LM weight and n-best come from --beam, --lm-weight, --nbest
-    ctc_decoder: CTC_DECODER_CHOICES = field(default="greedy", metadata={
-        "help": "CTC decoder for fairseq-generate: 'greedy' (batched best path), 'beam' (flashlight lexicon-free "
-                "beam search, no LM) or 'beam_lm' (flashlight lexicon beam search with KenLM shallow fusion; "
-                "needs --kenlm-model and --lexicon; weight --lm-weight, beam size --beam)"})
-    kenlm_model: Optional[str] = field(default=None, metadata={
-        "help": "KenLM word n-gram (binary or ARPA, scripts/build_lm.py) for --ctc-decoder beam_lm; not --lm-path, "
-                "which fairseq-generate loads as a fairseq neural LM checkpoint"})
-    lexicon: Optional[str] = field(default=None, metadata={
-        "help": "lexicon for --ctc-decoder beam_lm, one 'WORD W O R D |' spelling per line in the model's units "
-                "(scripts/build_lm.py writes it from the LM vocabulary)"})
-    word_score: float = field(default=0.0, metadata={
-        "help": "beam_lm: score added per word (insertion bonus); tune with scripts/tune_lm_weights.py"})
-    beam_threshold: float = field(default=25.0, metadata={
-        "help": "beam/beam_lm: drop hypotheses scoring more than this below the best at the same frame"})
-    beam_size_token: Optional[int] = field(default=None, metadata={
-        "help": "beam/beam_lm: units tried per hypothesis and frame (the most likely ones); default all"})
-    unk_score: float = field(default=float("-inf"), metadata={
-        "help": "beam_lm: score of a word outside the lexicon (-inf: never produced)"})
-    sil_score: float = field(default=0.0, metadata={
-        "help": "beam/beam_lm: score added per frame emitting the word boundary '|' as silence"})
-    beam_log_add: bool = field(default=False, metadata={
-        "help": "beam/beam_lm: sum (instead of max, fairseq's default) the scores of paths merging into one "
-                "hypothesis, i.e. CTC prefix beam search"})
 
 
 @register_task("audio_kd", dataclass=AudioKdConfig)
@@ -229,21 +206,4 @@ class AudioKdTask(AudioFinetuningTask):
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         """The CTC decoder named by ``--ctc-decoder``; ``args`` is fairseq-generate's generation config."""
-        tgt_dict, cfg = self.target_dictionary, self.cfg
-        blank = tgt_dict.index(self.blank_symbol)
-        if cfg.ctc_decoder == "greedy":
-            return CtcGreedyDecoder(tgt_dict, blank)
-        search = dict(beam_size=getattr(args, "beam", 5), beam_size_token=cfg.beam_size_token,
-                      beam_threshold=cfg.beam_threshold, sil_score=cfg.sil_score, log_add=cfg.beam_log_add,
-                      nbest=getattr(args, "nbest", 1))
-        if cfg.ctc_decoder == "beam":
-            return CtcBeamDecoder(tgt_dict, blank, **search)
-        if cfg.kenlm_model is None or cfg.lexicon is None:
-            raise ValueError("--ctc-decoder beam_lm needs --kenlm-model and --lexicon (scripts/build_lm.py makes "
-                             "both)")
-        resources = KenLmLexicon(tgt_dict, cfg.lexicon, cfg.kenlm_model)
-        lm_weight = getattr(args, "lm_weight", 0.0)
-        logger.info(f"CTC beam search + KenLM {cfg.kenlm_model} ({resources.num_words} lexicon words): "
-                    f"beam {search['beam_size']}, lm_weight {lm_weight}, word_score {cfg.word_score}")
-        return CtcBeamLmDecoder(tgt_dict, blank, resources, lm_weight=lm_weight, word_score=cfg.word_score,
-                                unk_score=cfg.unk_score, **search)
+        return build_ctc_decoder(self.cfg, self.target_dictionary, args)
