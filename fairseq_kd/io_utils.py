@@ -1,8 +1,13 @@
-"""Small file helpers: every output of fairseq_kd is written atomically."""
+"""Small file helpers: every output of fairseq_kd is written atomically; JSON headers and file hashes are read
+here and nowhere else."""
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
+from typing import Optional
+
+from .errors import DataError
 
 
 def current_umask() -> int:
@@ -36,10 +41,32 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8"):
         raise
 
 
-def sha256_file(path: str) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def hash_file(digest, path: str):
+    """Feed a file's bytes into ``digest`` (a :mod:`hashlib` object), read in 1 MiB blocks; return ``digest``."""
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_file(path: str) -> str:
+    """sha256 of a file's bytes."""
+    return hash_file(hashlib.sha256(), path).hexdigest()
+
+
+def read_json(path: str, fix: str = "delete it and run the step that wrote it again") -> Optional[dict]:
+    """The JSON object in ``path`` (a header, a parameter record), or None when there is no such file.
+
+    A file that is not a JSON object (truncated, not JSON, a list) raises :class:`~fairseq_kd.errors.DataError`
+    naming the file and ``fix``.
+    """
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+        raise DataError(f"{path}: not a valid JSON header ({e}); {fix}") from None
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: not a valid JSON header (a {type(content).__name__}); {fix}")
+    return content

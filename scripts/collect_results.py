@@ -30,6 +30,7 @@ import torch
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
 from fairseq_kd.data.manifest import read_manifest
 from fairseq_kd.io_utils import atomic_write
+from fairseq_kd.models.ctc_kd import inference_state_dict
 
 TIMER = re.compile(r"Translated ([\d,]+) sentences .* in ([\d.]+)s")
 
@@ -59,8 +60,8 @@ def audio_seconds(data, subset, sample_rate=16000):
 def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
     if checkpoint not in cache:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # fairseq checkpoint (trusted)
-        cache[checkpoint] = sum(v.numel() for k, v in state["model"].items()
-                                if not k.startswith("aed_decoder.") and v.is_floating_point())
+        cache[checkpoint] = sum(v.numel() for v in inference_state_dict(state["model"]).values()
+                                if v.is_floating_point())
     return cache[checkpoint]
 
 

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.diagnostics.kd_diagnostics import markdown_report, run_diagnostics
 from fairseq_kd.io_utils import atomic_write
 

@@ -17,6 +17,7 @@ from omegaconf import open_dict
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up, see fairseq_kd/__init__.py)
 from fairseq import checkpoint_utils
 from fairseq_kd.io_utils import atomic_write
+from fairseq_kd.models.ctc_kd import inference_state_dict
 
 
 def export(src: str, dst: str) -> dict:
@@ -24,8 +25,8 @@ def export(src: str, dst: str) -> dict:
     cfg = state["cfg"]
     if cfg.model._name not in ("ctc_kd", "wav2vec_ctc_kd") and not str(cfg.model._name).startswith("ctc_kd_"):
         raise SystemExit(f"{src}: model {cfg.model._name} is not a fairseq_kd CTC model")
-    dropped = [k for k in state["model"] if k.startswith("aed_decoder.")]
-    model = {k: v for k, v in state["model"].items() if not k.startswith("aed_decoder.")}
+    model = inference_state_dict(state["model"])
+    dropped = [k for k in state["model"] if k not in model]
     with open_dict(cfg):
         cfg.model.aed_layers = []
         cfg.model.inter_ctc_layers = []

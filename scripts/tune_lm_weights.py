@@ -20,6 +20,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding, word_errors
 from fairseq_kd.decoding.greedy import ctc_greedy_search
@@ -56,7 +57,7 @@ def main():
     torch.set_num_threads(args.threads)
     model, task = load_for_decoding(args.path, args.data, args.subset, "cpu")
     tgt_dict = task.target_dictionary
-    blank = tgt_dict.index(task.blank_symbol)
+    blank = ctc_blank_index(tgt_dict)
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
     encoded = encode_split(model, task, args.subset, args.max_tokens, None, "cpu")
 

@@ -11,7 +11,7 @@ from fairseq.dataclass.configs import GenerationConfig
 from omegaconf import OmegaConf
 
 from conftest import ROOT, run
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.decoding.beam import CtcBeamDecoder
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from fairseq_kd.decoding.greedy import CtcGreedyDecoder, ctc_greedy_search

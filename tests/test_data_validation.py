@@ -9,7 +9,7 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from conftest import ROOT, USER_DIR, run
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 
 

@@ -77,8 +77,10 @@ def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpo
     import torch
 
     import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+    from fairseq_kd.models.ctc_kd import AED_DECODER_PREFIX
+
     state = torch.load(exported)
-    assert not any(k.startswith("aed_decoder.") for k in state["model"]) and state["cfg"].model.aed_layers == []
+    assert not any(k.startswith(AED_DECODER_PREFIX) for k in state["model"]) and state["cfg"].model.aed_layers == []
 
 
 def test_kd_weight_without_sidecar_dir_fails_before_training(corpus, tmp_path):

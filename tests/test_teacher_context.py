@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tiny_bert import corpus_teacher, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, read_teacher_meta
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 from fairseq_kd.teacher.extract import context_neighbours, extract_split, prepare_sidecar_dir, teacher_meta

@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, SENTENCES, run
 from tiny_bert import one_torch_thread, save_tiny_bert  # noqa: F401 (autouse fixture)
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.data.text import normalize_transcript
 from fairseq_kd.io_utils import current_umask, sha256_file
 from fairseq_kd.teacher import finetune as ft

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT, run
 from tiny_bert import corpus_teacher, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.teacher.extract import extract_split, merge_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher

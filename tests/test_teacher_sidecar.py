@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, run
 from tiny_bert import corpus_teacher, save_tiny_bert, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 from fairseq_kd.teacher.extract import extract_split, prepare_sidecar_dir, teacher_meta

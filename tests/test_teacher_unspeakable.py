@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, run
 from test_teacher_sidecar import load, read_lines
 from tiny_bert import save_tiny_bert, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.data.manifest import DataError
+from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.teacher.extract import prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher

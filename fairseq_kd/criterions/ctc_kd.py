@@ -36,6 +36,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from omegaconf import II
 
+from ..decoding.base import ctc_blank_index
 from ..decoding.greedy import ctc_greedy_search
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class CtcKdCriterion(FairseqCriterion):
                              f"(scripts/extract_teacher_sidecar.py)")
         self.cfg = cfg
         self.dictionary = task.target_dictionary
-        self.blank_idx = self.dictionary.index(task.blank_symbol)
+        self.blank_idx = ctc_blank_index(self.dictionary)
         self._checked_taps = False
 
     def forward(self, model, sample, reduce=True):

@@ -11,7 +11,7 @@ import os
 from collections import defaultdict
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
-from .manifest import DataError
+from ..errors import DataError
 from .text import normalize_transcript
 
 CONTAINED_MIN_WORDS = 4

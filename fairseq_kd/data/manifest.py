@@ -18,16 +18,13 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 import soundfile as sf
 
+from ..errors import DataError  # noqa: F401  (also importable from here, as before fairseq_kd.errors)
 from ..io_utils import atomic_write
 from .text import normalize_transcript, words_to_letters
 
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".flac", ".wav")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, the line and the fix."""
 
 
 @dataclass

@@ -51,7 +51,6 @@ of ``sample["id"]``)::
     ntokens             int               sum of (n + 1) over the batch
 """
 import hashlib
-import json
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -59,7 +58,9 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset
 
-from .manifest import DataError, check_split, read_manifest
+from ..errors import DataError
+from ..io_utils import read_json
+from .manifest import check_split, read_manifest
 
 FORMAT_VERSION = 2
 TEACHER_FILE = "teacher.json"
@@ -75,23 +76,12 @@ def sidecar_path(sidecar_dir: str, split: str, part: str) -> str:
     return os.path.join(sidecar_dir, f"{split}.kd.{part}" + (".npy" if part in ARRAYS else ""))
 
 
-def _read_json(path: str, fix: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            content = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
-        raise DataError(f"{path}: not a valid JSON header ({e}); {fix}") from None
-    if not isinstance(content, dict):
-        raise DataError(f"{path}: not a valid JSON header (a {type(content).__name__}); {fix}")
-    return content
-
-
 def read_teacher_meta(sidecar_dir: str) -> dict:
     path = os.path.join(sidecar_dir, TEACHER_FILE)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no teacher header; extract sidecars into {sidecar_dir} with "
                         f"scripts/extract_teacher_sidecar.py (or fix task.kd_sidecar_dir)")
-    return _read_json(path, f"delete {sidecar_dir} and extract again with scripts/extract_teacher_sidecar.py")
+    return read_json(path, f"delete {sidecar_dir} and extract again with scripts/extract_teacher_sidecar.py")
 
 
 def utterance_keys(data_dir: str, split: str) -> List[str]:
@@ -129,7 +119,7 @@ class TeacherSidecar:
         if not os.path.isfile(header_path):
             raise DataError(f"{header_path}: no teacher sidecar for split {split!r}; extract it with "
                             f"scripts/extract_teacher_sidecar.py --splits {split}")
-        self.header = _read_json(header_path, self.fix)
+        self.header = read_json(header_path, self.fix)
         if self.header.get("format") != FORMAT_VERSION:
             raise DataError(f"{header_path}: sidecar format {self.header.get('format')}, this code reads "
                             f"{FORMAT_VERSION}; {self.fix}")

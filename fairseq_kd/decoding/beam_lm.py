@@ -15,7 +15,7 @@ each utterance's ``T x V`` emissions with the same ``beam_size`` / ``beam_size_t
 pruning as :mod:`fairseq_kd.decoding.beam`; only words of the lexicon can be produced.
 
 :class:`KenLmLexicon` loads and cross-checks the three files that must agree (the model's dictionary, the
-lexicon, the KenLM model) in Python, so a mismatch is a :class:`~fairseq_kd.data.manifest.DataError` naming
+lexicon, the KenLM model) in Python, so a mismatch is a :class:`~fairseq_kd.errors.DataError` naming
 the file and the fix rather than a crash or silent garbage inside the C++ decoder. Build the LM and lexicon
 with ``scripts/build_lm.py``; tune ``lm_weight`` / ``word_score`` on dev with ``scripts/tune_lm_weights.py``.
 """
@@ -23,7 +23,7 @@ import logging
 import os
 from typing import List, Optional
 
-from ..data.manifest import DataError
+from ..errors import DataError
 from ..data.text import WORD_BOUNDARY
 from .base import LM_INSTALL_HINT
 from .beam import FlashlightCtcDecoder

@@ -13,7 +13,7 @@ model's dictionary before any of it reaches the C++ decoder.
 import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..data.manifest import DataError
+from ..errors import DataError
 from ..data.text import WORD_BOUNDARY, words_to_letters
 from ..io_utils import atomic_write
 
@@ -47,7 +47,7 @@ def write_lexicon(path: str, words: Iterable[str], units: Sequence[str]) -> Tupl
 def read_lexicon(path: str, tgt_dict) -> Dict[str, List[List[int]]]:
     """Read ``path`` into ``{word: [spelling as target-dictionary ids, ...]}`` (file order), validated.
 
-    Raises :class:`~fairseq_kd.data.manifest.DataError` naming the file, the lines and the fix when the
+    Raises :class:`~fairseq_kd.errors.DataError` naming the file, the lines and the fix when the
     file is missing or empty, a line has no spelling, or a spelling uses a unit the model's dictionary
     does not have (or a special symbol: ``<s>`` is the CTC blank, never part of a word).
     """

@@ -50,7 +50,7 @@ import torch.nn as nn
 from fairseq import checkpoint_utils
 from fairseq.dataclass.utils import overwrite_args_by_name
 
-from ..data.manifest import DataError
+from ..errors import DataError
 from ..decoding.evaluation import split_batches
 from ..data.teacher_sidecar import TeacherSidecar, sidecar_path
 from ..models.wav2vec_kd import Wav2VecCtcKdModel

@@ -28,7 +28,7 @@ import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
@@ -213,6 +213,15 @@ def training_sidecar_vocabulary(sidecar_dir: str, header: dict, split: str = TRA
     return np.concatenate([[specials["pad"]], np.flatnonzero(seen)])
 
 
+AED_DECODER_PREFIX = "aed_decoder."  # state-dict keys of CtcKdBaseModel.aed_decoder, the training-only decoder
+
+
+def inference_state_dict(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A ``ctc_kd`` / ``wav2vec_ctc_kd`` state dict (a model's, or a checkpoint's ``state["model"]``) without the
+    training-only attention decoder: the weights greedy CTC decoding uses."""
+    return {key: value for key, value in state_dict.items() if not key.startswith(AED_DECODER_PREFIX)}
+
+
 class CtcKdBaseModel(BaseFairseqModel):
     """CTC head, InterCTC taps and the shared attention decoder on top of any layered encoder.
 
@@ -236,6 +245,10 @@ class CtcKdBaseModel(BaseFairseqModel):
                 dropout=cfg.aed_dropout, unk_idx=cfg.aed_unk_idx, output_ids=aed_output_ids,
                 output_size=cfg.aed_output_size if cfg.aed_restrict_vocab else None, mask_idx=cfg.aed_mask_idx,
                 input_mask_prob=cfg.aed_input_mask_prob, non_autoregressive=cfg.aed_non_autoregressive)
+
+    def inference_state_dict(self) -> Dict[str, torch.Tensor]:
+        """:meth:`state_dict` without the attention decoder (see :func:`inference_state_dict`)."""
+        return inference_state_dict(self.state_dict())
 
     def aed_decoder_ids(self, teacher_ids: torch.Tensor) -> torch.Tensor:
         """Teacher ids -> indices of the decoder's logits (identity unless ``aed_restrict_vocab``)."""

@@ -34,7 +34,8 @@ from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetunin
 from omegaconf import OmegaConf, open_dict
 
 from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
-from ..data.manifest import DataError, check_split
+from ..data.manifest import check_split
+from ..errors import DataError
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
 from ..decoding import CtcDecodingConfig, build_ctc_decoder
 

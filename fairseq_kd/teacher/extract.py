@@ -34,11 +34,11 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..data.manifest import DataError
+from ..errors import DataError
 from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, sidecar_path,
                                     utterance_keys)
 from ..data.text import TRANSCRIPT_ALPHABET
-from ..io_utils import atomic_write, sha256_file
+from ..io_utils import atomic_write, read_json, sha256_file
 from .masked_lm import LONG_TRANSCRIPT_POLICIES, MaskedLmTeacher, fingerprint
 
 logger = logging.getLogger(__name__)
@@ -106,13 +106,6 @@ def prepare_sidecar_dir(out_dir: str, meta: dict) -> None:
         json.dump(meta, f, indent=1)
 
 
-def _read_json(path: str):
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _params_sha256(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
@@ -156,7 +149,7 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
     keys = utterance_keys(data_dir, split)
     checksum = keys_checksum(keys)
     header_path = sidecar_path(out_dir, split, "json")
-    header = _read_json(header_path)
+    header = read_json(header_path)
     if header and header.get("format") == FORMAT_VERSION and header["teacher"] == meta \
             and header["keys_sha256"] == checksum:
         logger.info(f"{split}: sidecar up to date, skipped")
@@ -168,7 +161,7 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
 
     parts_dir = sidecar_path(out_dir, split, "parts")
     params = {"teacher": meta, "keys_sha256": checksum, "chunk_size": chunk_size, "batch_tokens": batch_tokens}
-    existing = _read_json(os.path.join(parts_dir, PARAMS_FILE))
+    existing = read_json(os.path.join(parts_dir, PARAMS_FILE))
     if existing is not None and existing != params:
         if num_shards > 1:
             raise DataError(f"{parts_dir}: holds chunks of other settings or data (another shard's run?); start every "
@@ -246,10 +239,10 @@ def merge_split(data_dir: str, split: str, out_dir: str) -> dict:
     the header. Refuses missing chunks, chunks of other settings and data that changed since extraction."""
     keys = utterance_keys(data_dir, split)
     parts_dir = sidecar_path(out_dir, split, "parts")
-    params = _read_json(os.path.join(parts_dir, PARAMS_FILE))
+    params = read_json(os.path.join(parts_dir, PARAMS_FILE))
     header_path = sidecar_path(out_dir, split, "json")
     if params is None:
-        header = _read_json(header_path)
+        header = read_json(header_path)
         if header and header.get("format") == FORMAT_VERSION and header["keys_sha256"] == keys_checksum(keys):
             logger.info(f"{split}: already merged")
             return header

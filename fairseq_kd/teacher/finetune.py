@@ -53,8 +53,9 @@ from tqdm import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, get_linear_schedule_with_warmup
 
 from ..data.exclusion import ExcludedSentences, normalised_lines_without, read_excluded, remaining_excluded
-from ..data.manifest import DataError
-from ..io_utils import atomic_write, current_umask, sha256_file
+from ..errors import DataError
+from ..io_utils import atomic_write, current_umask, read_json, sha256_file
+from .masked_lm import special_ids_of
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +237,6 @@ def load_base(base: str) -> Tuple[BertForMaskedLM, "transformers.PreTrainedToken
     return model, tokenizer, sorted(info["missing_keys"])
 
 
-def special_ids_of(tokenizer) -> dict:
-    return {"pad": tokenizer.pad_token_id, "cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
-            "mask": tokenizer.mask_token_id}
-
-
 def step_batch(num_examples: int, batch_size: int, seed: int, step: int) -> List[int]:
     """Example indices of ``step``: positions ``step * B .. (step + 1) * B - 1`` of the concatenated epoch
     permutations (epoch ``e`` permuted by ``default_rng([seed, e])``)."""
@@ -309,7 +305,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     work_dir = out + ".work"
     params = run_params(cfg)
     checkpoint_path = os.path.join(work_dir, CHECKPOINT_FILE)
-    if os.path.isdir(work_dir) and _read_json(os.path.join(work_dir, PARAMS_FILE)) != params:
+    if os.path.isdir(work_dir) and read_json(os.path.join(work_dir, PARAMS_FILE)) != params:
         logger.info(f"{work_dir}: unfinished run of other settings or text, starting afresh")
         shutil.rmtree(work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -402,10 +398,3 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         raise
     shutil.rmtree(work_dir)
     return facts
-
-
-def _read_json(path: str):
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)

@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
-from ..data.manifest import DataError
 from ..data.text import TRANSCRIPT_ALPHABET
+from ..errors import DataError
+from ..io_utils import hash_file
 
 FINGERPRINT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "model.safetensors", "pytorch_model.bin")
 LONG_TRANSCRIPT_POLICIES = ("error", "window")
@@ -55,10 +56,15 @@ def fingerprint(model_dir: str) -> str:
         path = os.path.join(model_dir, name)
         if os.path.isfile(path):
             digest.update(name.encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
+            hash_file(digest, path)
     return digest.hexdigest()
+
+
+def special_ids_of(tokenizer) -> dict:
+    """The teacher's special token ids by role: ``pad``, ``cls``, ``sep``, ``mask``, ``unk`` (as stored in
+    ``teacher.json``'s ``special_ids``)."""
+    return {"pad": tokenizer.pad_token_id, "cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
+            "mask": tokenizer.mask_token_id, "unk": tokenizer.unk_token_id}
 
 
 def missing_weights(model_dir: str) -> List[str]:
@@ -91,8 +97,7 @@ class MaskedLmTeacher:
         self.vocab_size = self.model.config.vocab_size
         vocabulary = tok.convert_ids_to_tokens(list(range(len(tok))))
         self.vocab_sha256 = hashlib.sha256("\n".join(vocabulary).encode("utf-8")).hexdigest()
-        self.special_ids = {"pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
-                            "mask": tok.mask_token_id, "unk": tok.unk_token_id}
+        self.special_ids = special_ids_of(tok)
         self.max_length = self.model.config.max_position_embeddings
 
     def unspeakable_ids(self) -> List[int]:
