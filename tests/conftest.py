@@ -1,9 +1,19 @@
-"""Shared fixtures: a small synthetic speech corpus made with the real corpus builder, and CLI helpers."""
+"""Shared fixtures and helpers of every test folder (tests/ is on sys.path, pytest.ini ``pythonpath``): a small
+synthetic speech corpus made with the real corpus builder, its teacher sidecars, the tiny letter task of the unit
+tests, one torch thread for in-process teacher work, and running a CLI.
+
+Tests of a real CLI or script run in a subprocess (training, decoding, extraction, the recipe), or that need a
+model or sidecars made by one, are marked ``cli``; ``pytest -m "not cli"`` runs the unit tests only."""
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
+from tiny_models import letter_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -21,6 +31,18 @@ def run(cmd, cwd=ROOT, check=True, timeout=600):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
     return proc
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+def load_split(data, split, **cfg):
+    """``(task, dataset)``: an ``audio_kd`` task on ``data`` with ``cfg``, ``split`` loaded."""
+    task = AudioKdTask.setup_task(OmegaConf.structured(AudioKdConfig(data=str(data), tpu=False, seed=1, **cfg)))
+    task.load_dataset(split)
+    return task, task.datasets[split]
 
 
 def make_corpus(out_dir, num_train, num_valid, num_test, extra=()):
@@ -46,3 +68,19 @@ def kd_sidecars(corpus, tmp_path_factory):
     run([sys.executable, os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py"), "--teacher", teacher,
          "--data", corpus, "--splits", "train", "valid", "--out", out, "--topk", "10"])
     return out
+
+
+@pytest.fixture
+def task(tmp_path):
+    """The letter ``audio_kd`` task the tiny models of tiny_models.py run on (no audio)."""
+    return letter_task(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine threads wait for each other (a module doing
+    in-process teacher work sets ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,7 +1,6 @@
 """A tiny BERT teacher for tests: a WordPiece vocabulary trained by ``tokenizers`` and a 2-layer BertConfig."""
 import os
 
-import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
@@ -34,13 +33,3 @@ def corpus_teacher(corpus, out_dir):
         with open(os.path.join(corpus, f"{split}.wrd"), encoding="utf-8") as f:
             texts += f.read().split("\n")[:-1]
     return save_tiny_bert(out_dir, texts)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy machine threads wait for each other (import this
-    fixture into a test module to run its in-process teacher work on one thread)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -7,23 +7,18 @@ import sys
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from conftest import ROOT, run
-from tiny_bert import corpus_teacher, save_tiny_bert, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.errors import DataError
+from conftest import ROOT, load_split, read_lines, run
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
-from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
+from fairseq_kd.errors import DataError
 from fairseq_kd.teacher.extract import extract_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from tiny_bert import corpus_teacher, save_tiny_bert
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SCRIPT = os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py")
 K = 5
-
-
-def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read().split("\n")[:-1]
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +38,6 @@ def extracted(corpus, teacher_dir, tmp_path_factory):
     proc = run([sys.executable, SCRIPT, "--teacher", teacher_dir, "--data", corpus, "--splits", "train", "valid",
                 "--out", out, "--topk", str(K), "--batch-tokens", "300", "--chunk-size", "16"])
     return out, proc.stdout
-
-
-def load(data, split, **cfg):
-    task = AudioKdTask.setup_task(OmegaConf.structured(AudioKdConfig(data=str(data), tpu=False, seed=1, **cfg)))
-    task.load_dataset(split)
-    return task, task.datasets[split]
 
 
 def test_masked_topk_equals_the_full_model_one_masked_copy_at_a_time(teacher):
@@ -71,6 +60,7 @@ def test_masked_topk_equals_the_full_model_one_masked_copy_at_a_time(teacher):
             assert np.all(np.diff(top_probs[u]) <= 0)  # descending
 
 
+@pytest.mark.cli
 def test_cli_writes_the_documented_layout(extracted, corpus, teacher):
     out, stdout = extracted
     assert "train: 40 utterances" in stdout and "valid: 6 utterances" in stdout
@@ -91,6 +81,7 @@ def test_cli_writes_the_documented_layout(extracted, corpus, teacher):
     assert not os.path.exists(sidecar_path(out, "train", "parts"))  # work files removed
 
 
+@pytest.mark.cli
 def test_batches_carry_teacher_targets_of_the_right_utterance(extracted, corpus, teacher):
     """With fairseq skipping short utterances (skipped_indices), every batch row still gets the teacher
     targets of its own manifest line; layouts as documented in fairseq_kd/data/teacher_sidecar.py."""
@@ -98,7 +89,7 @@ def test_batches_carry_teacher_targets_of_the_right_utterance(extracted, corpus,
     sizes = [int(line.split("\t")[1]) for line in read_lines(os.path.join(corpus, "train.tsv"))[1:]]
     min_size = int(np.percentile(sizes, 30))
     kept_lines = [i for i, size in enumerate(sizes) if size >= min_size]
-    task, dataset = load(corpus, "train", kd_sidecar_dir=out, min_sample_size=min_size)
+    task, dataset = load_split(corpus, "train", kd_sidecar_dir=out, min_sample_size=min_size)
     assert 0 < len(dataset) == len(kept_lines) < len(sizes)
     transcripts = read_lines(os.path.join(corpus, "train.wrd"))
     ids = teacher.special_ids
@@ -125,9 +116,10 @@ def test_batches_carry_teacher_targets_of_the_right_utterance(extracted, corpus,
     assert task.teacher_header["vocab_size"] == teacher.vocab_size
 
 
+@pytest.mark.cli
 def test_kd_topk_keeps_the_most_probable_and_renormalises(extracted, corpus):
     out, _ = extracted
-    _, dataset = load(corpus, "valid", kd_sidecar_dir=out, kd_topk=2)
+    _, dataset = load_split(corpus, "valid", kd_sidecar_dir=out, kd_topk=2)
     stored_ids, stored_probs = TeacherSidecar(out, "valid")[0][1:]
     item = dataset[0]["teacher"]
     n = len(stored_ids)
@@ -135,16 +127,17 @@ def test_kd_topk_keeps_the_most_probable_and_renormalises(extracted, corpus):
     expected = stored_probs[:, :2].astype(np.float32)
     np.testing.assert_allclose(item["topk_probs"][:n].numpy(), expected / expected.sum(1, keepdims=True), rtol=1e-6)
     with pytest.raises(DataError, match=r"kd_topk=6: .*valid\.kd\.json stores 5 ids per position"):
-        load(corpus, "valid", kd_sidecar_dir=out, kd_topk=6)
+        load_split(corpus, "valid", kd_sidecar_dir=out, kd_topk=6)
 
 
+@pytest.mark.cli
 def test_missing_sidecars(extracted, corpus):
     out, _ = extracted
-    _, test = load(corpus, "test", kd_sidecar_dir=out)  # decoding needs no teacher
+    _, test = load_split(corpus, "test", kd_sidecar_dir=out)  # decoding needs no teacher
     assert "teacher" not in test.collater([test[0], test[1]])
     empty = os.path.join(out, "none")
     with pytest.raises(DataError, match=r"train\.kd\.json: no teacher sidecar for split 'train'"):
-        load(corpus, "train", kd_sidecar_dir=empty)
+        load_split(corpus, "train", kd_sidecar_dir=empty)
 
 
 def copy_with_transcript(corpus, data, line_no, transcript):
@@ -159,14 +152,15 @@ def copy_with_transcript(corpus, data, line_no, transcript):
     return data
 
 
+@pytest.mark.cli
 def test_a_changed_transcript_names_the_line_until_re_extracted(extracted, corpus, teacher, tmp_path):
     out = shutil.copytree(extracted[0], tmp_path / "sidecars")
     data = copy_with_transcript(corpus, tmp_path / "data", 3, "A DIFFERENT SENTENCE")
     with pytest.raises(DataError, match=r"train\.tsv/\.wrd line 3 is .*A DIFFERENT SENTENCE.* but .*train\.kd\.keys"
                                         r"\.txt:3 was extracted for .*re-extract"):
-        load(data, "train", kd_sidecar_dir=str(out))
+        load_split(data, "train", kd_sidecar_dir=str(out))
     extract_split(teacher, teacher_meta(teacher, K, 1.0), str(data), "train", str(out), progress=False)
-    _, dataset = load(data, "train", kd_sidecar_dir=str(out))
+    _, dataset = load_split(data, "train", kd_sidecar_dir=str(out))
     assert dataset[2]["teacher"]["target"][:-1].tolist() == teacher.tokenize(["A DIFFERENT SENTENCE"])[0]
 
 
@@ -177,6 +171,7 @@ def test_a_transcript_longer_than_the_teacher_reads_names_the_line(corpus, teach
                       progress=False)
 
 
+@pytest.mark.cli
 def test_interrupted_extraction_resumes_from_the_finished_chunks(corpus, teacher, extracted, tmp_path, monkeypatch):
     meta = teacher_meta(teacher, K, 1.0)
     out = str(tmp_path)
@@ -210,6 +205,7 @@ def test_interrupted_extraction_resumes_from_the_finished_chunks(corpus, teacher
     assert calls == []  # up to date: nothing recomputed
 
 
+@pytest.mark.cli
 def test_a_directory_holds_one_teacher_and_its_settings(teacher, extracted):
     out, _ = extracted
     with pytest.raises(DataError, match=r"teacher\.json: this directory holds sidecars of another teacher or "

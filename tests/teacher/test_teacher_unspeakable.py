@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run
-from test_teacher_sidecar import load, read_lines
-from tiny_bert import save_tiny_bert, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.errors import DataError
+from conftest import ROOT, load_split, read_lines, run
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
+from fairseq_kd.errors import DataError
 from fairseq_kd.teacher.extract import prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from tiny_bert import save_tiny_bert
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SCRIPT = os.path.join(ROOT, "scripts", "extract_teacher_sidecar.py")
 K = 5
@@ -88,6 +89,7 @@ def test_the_top_k_is_that_of_the_renormalised_distribution_without_the_dropped_
             np.testing.assert_allclose(top_probs[u], expected_probs.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.cli
 def test_the_cli_records_the_setting_and_the_dropped_mass(extracted, corpus, teacher):
     out, stdout = extracted
     dropped = teacher.unspeakable_ids()
@@ -103,12 +105,13 @@ def test_the_cli_records_the_setting_and_the_dropped_mass(extracted, corpus, tea
     assert f"mean probability of the dropped unspeakable tokens {expected:.4f}" in stdout
     for i in range(len(sidecar)):
         assert not set(sidecar[i][1].ravel().tolist()) & set(dropped)
-    _, dataset = load(corpus, "valid", kd_sidecar_dir=out)  # the task's batches: rows renormalised to 1
+    _, dataset = load_split(corpus, "valid", kd_sidecar_dir=out)  # the task's batches: rows renormalised to 1
     for i in range(len(dataset)):
         probs = dataset[i]["teacher"]["topk_probs"]
         assert torch.allclose(probs.sum(-1), torch.ones(len(probs)))
 
 
+@pytest.mark.cli
 def test_sidecars_of_other_hygiene_settings_are_told_apart(extracted, corpus, teacher, tmp_path):
     out, _ = extracted
     with pytest.raises(DataError, match=r"teacher\.json: this directory holds sidecars of another teacher or settings "
@@ -123,7 +126,7 @@ def test_sidecars_of_other_hygiene_settings_are_told_apart(extracted, corpus, te
         json.dump(header, f)
     with pytest.raises(DataError, match=r"valid\.kd\.json: extracted by another teacher or settings .*"
                                         r"\(drop_unspeakable differ\)"):
-        load(corpus, "valid", kd_sidecar_dir=str(mixed))
+        load_split(corpus, "valid", kd_sidecar_dir=str(mixed))
 
 
 def test_a_top_k_larger_than_the_speakable_ids_is_refused(teacher):

@@ -11,10 +11,10 @@ from fairseq.dataclass.configs import GenerationConfig
 from omegaconf import OmegaConf
 
 from conftest import ROOT, run
-from fairseq_kd.errors import DataError
 from fairseq_kd.decoding.beam import CtcBeamDecoder
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from fairseq_kd.decoding.greedy import CtcGreedyDecoder, ctc_greedy_search
+from fairseq_kd.errors import DataError
 
 TOY_TEXT = ["THE CAT SAT ON THE MAT", "THE CAT SAT", "A CAT SAT ON A MAT", "THE HAT IS RED", "THE CAT RAN",
             "THE DOG IS RED"]
@@ -127,6 +127,7 @@ def test_lexicon_decoder_only_produces_lexicon_words(toy_lm):
     assert out[0][0]["words"] == ["THE", "CAT", "SAT"] and words_of(out[0][0], d) == "THE CAT SAT"
 
 
+@pytest.mark.cli
 def test_build_lm_excludes_test_sentences_and_spells_the_lm_vocabulary(toy_lm):
     text = (toy_lm / "lm_text.txt").read_text().splitlines()
     assert HELD_OUT not in text and not any(HELD_OUT in line for line in text)

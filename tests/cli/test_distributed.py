@@ -8,10 +8,11 @@ import subprocess
 import pytest
 import torch
 
-from conftest import BIN, ROOT, USER_DIR, run
-
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+from conftest import BIN, ROOT, USER_DIR, run
 from fairseq_kd.distributed import cpu_ddp_overrides
+
+pytestmark = pytest.mark.cli
 
 CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
 # deterministic: no dropout (SpecAugment is off in the xs configs), same seed, no data-loader workers

@@ -6,15 +6,11 @@ import sys
 
 import pytest
 
+from cli_runs import CONFIG_DIR, ON_CPU, TINY_KD_MODEL, generate, kd_train
 from conftest import ROOT, USER_DIR, run
 
-CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
-TINY = ["model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64", "model.depthwise_conv_kernel_size=5",
-        "model.aed_decoder_layers=1", "model.aed_decoder_embed_dim=32", "model.aed_decoder_ffn_embed_dim=64",
-        "model.aed_decoder_attention_heads=2"]
-ON_CPU = ["common.fp16=false", "common.cpu=true", "common.log_format=simple", "dataset.valid_subset=valid",
-          "distributed_training.distributed_world_size=1",
-          "dataset.num_workers=0", "dataset.max_tokens=320000", "optimization.update_freq=[1]"]
+pytestmark = pytest.mark.cli
+
 VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
             "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd",
             "960h_interctc_interaedkd", "xs_interctc_interaedkd_masked", "xs_interctc_interaedkd_nar",
@@ -22,23 +18,9 @@ VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_i
             "xs_interctc_interaedkd_beta05", "xs_interctc_interaedkd_alpha05"]
 
 
-def train(config, corpus, sidecars, save_dir, *overrides):
-    return run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", config, f"task.data={corpus}",
-                f"task.kd_sidecar_dir={sidecars}", f"common.user_dir={USER_DIR}", f"checkpoint.save_dir={save_dir}",
-                "optimization.max_update=2", "common.log_interval=1", *ON_CPU, *TINY, *overrides]).stdout
-
-
-def decode(corpus, checkpoint, results):
-    run(["fairseq-generate", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
-         "--gen-subset", "test", "--results-path", results, "--scoring", "wer", "--post-process", "letter",
-         "--max-tokens", "320000", "--cpu"])
-    with open(os.path.join(results, "generate-test.txt")) as f:
-        return f.read()
-
-
 @pytest.mark.parametrize("config", VARIANTS)
 def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path):
-    log = train(config, corpus, kd_sidecars, tmp_path / "ckpt",
+    log = kd_train(config, corpus, kd_sidecars, tmp_path / "ckpt",
                 "model.encoder_layers=6" if config.startswith("xs") else "model.encoder_layers=12")
     step = re.findall(r"train_inner.*num_updates=2.*", log)
     assert step, log[-3000:]
@@ -56,12 +38,12 @@ def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path
 @pytest.fixture(scope="module")
 def kd_checkpoint(corpus, kd_sidecars, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("kd")
-    train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
+    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
 def test_kd_checkpoint_decodes_with_greedy_ctc_without_sidecars(corpus, kd_checkpoint, tmp_path):
-    out = decode(corpus, kd_checkpoint, str(tmp_path))
+    out = generate(corpus, kd_checkpoint, str(tmp_path))
     assert sorted(int(i) for i in re.findall(r"^H-(\d+)\t", out, flags=re.M)) == list(range(13))
 
 
@@ -70,8 +52,8 @@ def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpo
     out = run([sys.executable, os.path.join(ROOT, "scripts", "export_ctc_model.py"), kd_checkpoint, exported]).stdout
     assert "removed the attention decoder" in out
     assert os.path.getsize(exported) < os.path.getsize(kd_checkpoint) / 2
-    before = decode(corpus, kd_checkpoint, str(tmp_path / "before"))
-    after = decode(corpus, exported, str(tmp_path / "after"))
+    before = generate(corpus, kd_checkpoint, str(tmp_path / "before"))
+    after = generate(corpus, exported, str(tmp_path / "after"))
     hyps = lambda text: sorted(re.findall(r"^H-.*$", text, flags=re.M))  # noqa: E731
     assert hyps(before) == hyps(after) and len(hyps(after)) == 13
     import torch
@@ -86,5 +68,5 @@ def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpo
 def test_kd_weight_without_sidecar_dir_fails_before_training(corpus, tmp_path):
     proc = run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", "xs_interaedkd",
                 f"task.data={corpus}", "task.kd_sidecar_dir=null", f"common.user_dir={USER_DIR}",
-                f"checkpoint.save_dir={tmp_path}", *ON_CPU, *TINY], check=False)
+                f"checkpoint.save_dir={tmp_path}", *ON_CPU, *TINY_KD_MODEL], check=False)
     assert proc.returncode != 0 and "kd_sidecar_dir" in proc.stdout and "num_updates=1" not in proc.stdout

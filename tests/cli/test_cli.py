@@ -4,27 +4,10 @@ import re
 
 import pytest
 
-from conftest import ROOT, USER_DIR, run
+from cli_runs import generate, hydra_train
+from conftest import USER_DIR, run
 
-CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
-TINY_MODEL = ["model.encoder_layers=3", "model.encoder_embed_dim=32", "model.encoder_ffn_embed_dim=64",
-              "model.depthwise_conv_kernel_size=5"]
-
-
-def hydra_train(config, data, save_dir, max_update, *overrides):
-    return run(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", config, f"task.data={data}",
-                f"common.user_dir={USER_DIR}", f"checkpoint.save_dir={save_dir}",
-                f"optimization.max_update={max_update}", "common.log_interval=1",
-                "dataset.validate_interval_updates=0", "checkpoint.save_interval_updates=0", *TINY_MODEL, *overrides])
-
-
-def generate(data, checkpoint, results, subset="test"):
-    run(["fairseq-generate", data, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
-         "--gen-subset", subset, "--results-path", results, "--scoring", "wer", "--post-process", "letter",
-         "--max-tokens", "320000", "--cpu"])
-    with open(os.path.join(results, f"generate-{subset}.txt")) as f:
-        return f.read()
-
+pytestmark = pytest.mark.cli
 
 @pytest.fixture(scope="module")
 def interctc_run(corpus, tmp_path_factory):
@@ -70,8 +53,9 @@ def test_fairseq_train_with_arch_and_interctc_flags(corpus, tmp_path):
 def test_checkpoint_config_is_resolved_and_a_different_dictionary_is_refused(corpus, interctc_run, tmp_path):
     import shutil
 
-    import fairseq_kd  # noqa: F401  (sets up torch.load for fairseq checkpoints)
     from fairseq import checkpoint_utils
+
+    import fairseq_kd  # noqa: F401  (sets up torch.load for fairseq checkpoints)
 
     save_dir, _ = interctc_run
     cfg = checkpoint_utils.load_checkpoint_to_cpu(os.path.join(save_dir, "checkpoint_last.pt"))["cfg"]

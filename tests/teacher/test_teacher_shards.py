@@ -6,11 +6,13 @@ import sys
 import pytest
 
 from conftest import ROOT, run
-from tiny_bert import corpus_teacher, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
+from fairseq_kd.errors import DataError
 from fairseq_kd.teacher.extract import extract_split, merge_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from tiny_bert import corpus_teacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MERGE = os.path.join(ROOT, "scripts", "merge_teacher_sidecar.py")
 K = 4
@@ -38,6 +40,7 @@ def shard(teacher, corpus, out, shard_id, num_shards=3, **overrides):
                          **{**SETTINGS, **overrides})
 
 
+@pytest.mark.cli
 def test_merged_shards_equal_an_unsharded_run_byte_for_byte(corpus, teacher, unsharded, tmp_path):
     out = str(tmp_path)
     for shard_id in (2, 0, 1):  # any order, each writing its own chunk files

@@ -11,34 +11,8 @@ from omegaconf import OmegaConf
 
 from conftest import USER_DIR
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
-from fairseq_kd.models.ctc_kd import CtcKdConfig, CtcKdModel
-from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
-
-LETTERS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ'|")
-TINY = dict(encoder_layers=4, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-            depthwise_conv_kernel_size=5, subsampling_channels=8, dropout=0.0, input_feat_dim=20)
-
-
-@pytest.fixture
-def task(tmp_path):
-    (tmp_path / "dict.ltr.txt").write_text("".join(f"{s} 1\n" for s in LETTERS))
-    return AudioKdTask.setup_task(AudioKdConfig(data=str(tmp_path), num_mel_bins=20))
-
-
-def make_model(task, **overrides):
-    torch.manual_seed(0)
-    return CtcKdModel.build_model(CtcKdConfig(**{**TINY, **overrides}), task)
-
-
-def make_batch(task, lengths=(90, 64, 41), target_lengths=(6, 4, 2)):
-    torch.manual_seed(1)
-    feats = torch.randn(len(lengths), max(lengths), 20)
-    padding_mask = torch.arange(max(lengths))[None] >= torch.tensor(lengths)[:, None]
-    targets = torch.full((len(lengths), max(target_lengths)), task.target_dictionary.pad())
-    for i, n in enumerate(target_lengths):
-        targets[i, :n] = torch.randint(4, len(task.target_dictionary), (n,))
-    return {"id": torch.arange(len(lengths)), "net_input": {"source": feats, "padding_mask": padding_mask},
-            "target": targets, "target_lengths": torch.tensor(target_lengths), "ntokens": sum(target_lengths)}
+from fairseq_kd.models.ctc_kd import CtcKdConfig
+from tiny_models import make_batch, make_model
 
 
 def reference_ctc(logits, out_lengths, sample, blank):

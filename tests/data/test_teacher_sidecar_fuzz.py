@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from tiny_bert import corpus_teacher, one_torch_thread  # noqa: F401 (autouse fixture)
+from tiny_bert import corpus_teacher
 from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TEACHER_FILE, TeacherSidecar, sidecar_path
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 from fairseq_kd.teacher.extract import extract_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 K = 4
 FIX = "re-extract with scripts/extract_teacher_sidecar.py --splits valid"

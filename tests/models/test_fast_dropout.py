@@ -5,8 +5,7 @@ import torch.nn as nn
 from fairseq.modules import FairseqDropout
 
 from fairseq_kd.models.dropout import RESOLUTION, FastDropout
-from test_aed_kd import kd_model
-from test_interctc import task  # noqa: F401  (fixture)
+from tiny_models import kd_model
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3])
@@ -32,7 +31,7 @@ def test_identity_in_eval_mode_and_at_zero():
         FastDropout(1.0)
 
 
-def test_model_dropouts_are_all_fast(task):  # noqa: F811
+def test_model_dropouts_are_all_fast(task):
     model = kd_model(task)
     kinds = {type(m) for m in model.modules()}
     assert FastDropout in kinds and nn.Dropout not in kinds and FairseqDropout not in kinds

@@ -4,8 +4,7 @@ autocast and with the whole model cast (fairseq's --fp16 / --bf16 cast the model
 import pytest
 import torch
 
-from test_aed_kd import kd_criterion, kd_model, kd_sample
-from test_interctc import task  # noqa: F401  (fixture)
+from tiny_models import kd_criterion, kd_model, kd_sample
 
 
 def losses(model, criterion, sample):
@@ -15,7 +14,7 @@ def losses(model, criterion, sample):
 
 
 @pytest.mark.parametrize("mode", ["autocast", "cast"])
-def test_losses_are_float32_and_close_to_float32_under_bfloat16(task, mode):  # noqa: F811
+def test_losses_are_float32_and_close_to_float32_under_bfloat16(task, mode):
     model = kd_model(task, inter_ctc_layers=[2])
     criterion = kd_criterion(task, aed_kd_weight=0.3, interctc_weight=0.3, kd_kl_weight=0.5)
     sample = kd_sample(task)

@@ -11,11 +11,13 @@ import subprocess
 
 import pytest
 import soundfile as sf
-from conftest import ROOT, SENTENCES
-from tiny_bert import corpus_teacher
 
+from conftest import ROOT, SENTENCES
 from fairseq_kd.data.manifest import read_manifest
 from fairseq_kd.data.text import normalize_transcript
+from tiny_bert import corpus_teacher
+
+pytestmark = pytest.mark.cli
 
 RUN_SH = os.path.join(ROOT, "examples", "kd", "run.sh")
 # corpus split -> [(LibriSpeech subset, number of its utterances)], speakers and chapters as in LibriSpeech

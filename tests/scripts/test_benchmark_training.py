@@ -4,8 +4,12 @@ import json
 import os
 import sys
 
+import pytest
+
+from cli_runs import TINY_KD_MODEL
 from conftest import ROOT, run
-from test_kd_cli import TINY
+
+pytestmark = pytest.mark.cli
 
 
 def test_benchmark_reports_audio_throughput_flops_and_a_complete_profile(corpus, kd_sidecars, tmp_path):
@@ -13,7 +17,7 @@ def test_benchmark_reports_audio_throughput_flops_and_a_complete_profile(corpus,
     log = run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_training.py"), "--data", corpus,
                "--sidecars", kd_sidecars, "--variants", "xs_ctc,xs_interctc_interaedkd", "--updates", "5",
                "--warmup", "1", "--threads", "1", "--profile-steps", "2", "--flop-batches", "1", "--json", str(out),
-               "model.encoder_layers=6", *TINY]).stdout
+               "model.encoder_layers=6", *TINY_KD_MODEL]).stdout
     assert "| xs_interctc_interaedkd |" in log and "GFLOP / audio-s" in log
     results = json.loads(out.read_text())["results"]
     for variant, r in results.items():

@@ -5,11 +5,13 @@ import re
 import numpy as np
 import pytest
 import torch
+from fairseq import tasks
 from omegaconf import OmegaConf
 
 import fairseq_kd  # noqa: F401  (registers audio_kd and wav2vec_ctc_kd)
 from conftest import ROOT, USER_DIR, run
-from fairseq import tasks
+
+pytestmark = pytest.mark.cli
 
 CONFIG_DIR = os.path.join(ROOT, "examples", "kd")
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fairseq_kd.models.conformer import Conv2dSubsampling, ConformerEncoder
+from fairseq_kd.models.conformer import ConformerEncoder, Conv2dSubsampling
 
 
 def tiny_encoder(layers=3):

@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
+from cli_runs import hydra_train
 from conftest import ROOT, SENTENCES, USER_DIR, run
-from test_cli import hydra_train
+
+pytestmark = pytest.mark.cli
 
 SCRIPTS = os.path.join(ROOT, "scripts")
 

@@ -101,6 +101,7 @@ def test_waveform_longer_than_max_sample_size_is_refused(data):
         load(data, features="waveform", max_sample_size=16000)
 
 
+@pytest.mark.cli
 def test_cli_reports_the_bad_line(data, tmp_path):
     edit_line(data / "valid.ltr", 2, "")
     proc = run(["fairseq-hydra-train", "--config-dir", os.path.join(ROOT, "examples", "kd"), "--config-name",
@@ -110,6 +111,7 @@ def test_cli_reports_the_bad_line(data, tmp_path):
     assert "valid.ltr:2: empty transcript" in proc.stdout
 
 
+@pytest.mark.cli
 def test_prepare_manifest_reproduces_the_corpus_files(corpus, tmp_path):
     """scripts/prepare_manifest.py on the corpus' LibriSpeech-style folder gives the same manifest + labels."""
     run([sys.executable, os.path.join(ROOT, "scripts", "prepare_manifest.py"), "--audio-dir",
@@ -123,6 +125,7 @@ def test_prepare_manifest_reproduces_the_corpus_files(corpus, tmp_path):
     assert {p for line in spm_lines for p in line.split()} <= dict_symbols
 
 
+@pytest.mark.cli
 def test_prepare_manifest_names_the_bad_transcript_line(tmp_path):
     folder = tmp_path / "spk"
     folder.mkdir()

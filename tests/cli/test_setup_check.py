@@ -4,7 +4,11 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.cli
 
 SETUP = os.path.join(ROOT, "scripts", "setup_env.sh")
 

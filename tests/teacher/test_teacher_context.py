@@ -7,12 +7,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tiny_bert import corpus_teacher, one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.errors import DataError
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, read_teacher_meta
+from fairseq_kd.errors import DataError
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 from fairseq_kd.teacher.extract import context_neighbours, extract_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from tiny_bert import corpus_teacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 K = 5
 VOICE_GROUPS = r"(?P<group>.+)-(?P<index>\d+)"  # make_synthetic_corpus.py names: {split}-{voice}-{index}

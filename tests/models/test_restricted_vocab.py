@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from cli_runs import generate, kd_train
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion
 from fairseq_kd.data.teacher_sidecar import read_teacher_meta
 from fairseq_kd.models.aed_decoder import SharedAttentionDecoder
 from fairseq_kd.models.ctc_kd import training_sidecar_vocabulary
-from test_kd_cli import decode, train
 
 V, PAD, UNK = 50, 0, 7
 OUTPUT_IDS = [PAD, 3, UNK, 11, 12, 30, 41]
@@ -58,6 +58,7 @@ def test_losses_equal_the_full_vocabulary_with_left_out_logits_at_minus_infinity
     assert torch.allclose(kl, kl_full, atol=1e-5) and torch.allclose(ce, ce_full, atol=1e-5)
 
 
+@pytest.mark.cli
 def test_vocabulary_of_the_training_sidecar(kd_sidecars):
     header = read_teacher_meta(kd_sidecars)
     ids = training_sidecar_vocabulary(kd_sidecars, header)
@@ -69,13 +70,15 @@ def test_vocabulary_of_the_training_sidecar(kd_sidecars):
     assert ids[0] == specials["pad"] and ids[1:].tolist() == sorted(expected)
 
 
+@pytest.mark.cli
 def test_restricted_decoder_trains_resumes_and_decodes(corpus, kd_sidecars, tmp_path):
     """The id map is saved with the weights: a resumed run and fairseq-generate rebuild the same decoder."""
-    import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
     from fairseq import checkpoint_utils
 
+    import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+
     save_dir = tmp_path / "ckpt"
-    log = train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
+    log = kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
                 "model.aed_restrict_vocab=true")
     assert "attention decoder vocabulary restricted to the" in log
     checkpoint = str(save_dir / "checkpoint_last.pt")
@@ -86,10 +89,10 @@ def test_restricted_decoder_trains_resumes_and_decodes(corpus, kd_sidecars, tmp_
     assert dec.output_ids.tolist() == expected.tolist() and cfg.model.aed_output_size == len(expected)
     assert dec.embed_tokens.num_embeddings == len(expected)
     assert dec.decoder_ids(torch.as_tensor(expected)).tolist() == list(range(len(expected)))
-    resumed = train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
+    resumed = kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
                     "model.aed_restrict_vocab=true", "optimization.max_update=3")
     assert "@ 2 updates)" in resumed and "num_updates=3" in resumed
-    out = decode(corpus, checkpoint, str(tmp_path / "decode"))
+    out = generate(corpus, checkpoint, str(tmp_path / "decode"))
     assert len([line for line in out.splitlines() if line.startswith("H-")]) == 13
 
 
@@ -97,12 +100,14 @@ NEW_FIELDS = ("aed_unk_idx", "aed_mask_idx", "aed_input_mask_prob", "aed_non_aut
               "aed_output_size")
 
 
+@pytest.mark.cli
 def test_checkpoints_saved_before_the_new_fields_still_load(corpus, kd_sidecars, tmp_path):
-    import fairseq_kd  # noqa: F401
     from fairseq import checkpoint_utils
 
+    import fairseq_kd  # noqa: F401
+
     save_dir = tmp_path / "ckpt"
-    train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
+    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
     state = torch.load(save_dir / "checkpoint_last.pt")
     for name in NEW_FIELDS:  # fairseq saves the config as plain containers
         del state["cfg"]["model"][name]
@@ -111,5 +116,5 @@ def test_checkpoints_saved_before_the_new_fields_still_load(corpus, kd_sidecars,
     models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task([old], arg_overrides={"data": corpus})
     vocab_size = read_teacher_meta(kd_sidecars)["vocab_size"]
     assert not cfg.model.aed_restrict_vocab and models[0].aed_decoder.embed_tokens.num_embeddings == vocab_size
-    out = decode(corpus, old, str(tmp_path / "decode"))
+    out = generate(corpus, old, str(tmp_path / "decode"))
     assert len([line for line in out.splitlines() if line.startswith("H-")]) == 13

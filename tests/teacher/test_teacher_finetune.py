@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from conftest import ROOT, SENTENCES, run
-from tiny_bert import one_torch_thread, save_tiny_bert  # noqa: F401 (autouse fixture)
-from fairseq_kd.errors import DataError
 from fairseq_kd.data.text import normalize_transcript
+from fairseq_kd.errors import DataError
 from fairseq_kd.io_utils import current_umask, sha256_file
 from fairseq_kd.teacher import finetune as ft
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
+from tiny_bert import save_tiny_bert
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SCRIPT = os.path.join(ROOT, "scripts", "finetune_teacher.py")
 WORDS = ("ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET KILO LIMA MIKE NOVEMBER OSCAR PAPA QUEBEC "
@@ -109,6 +111,7 @@ def test_chosen_positions_are_content_positions_at_the_mask_rate():
     assert torch.equal(corrupted[~positions], input_ids[~positions])
 
 
+@pytest.mark.cli
 def test_finetuning_trains_the_head_and_writes_a_teacher_the_extractor_accepts(topics, tmp_path):
     text, excluded, base = topics
     out = tmp_path / "teacher"

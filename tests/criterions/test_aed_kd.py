@@ -4,54 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
-from fairseq_kd.models.ctc_kd import CtcKdConfig, CtcKdModel
-from test_interctc import TINY, make_batch, task  # noqa: F401  (task is a fixture)
-
-TEACHER_VOCAB, PAD, CLS, SEP = 40, 0, 1, 2
-
-
-def teacher_batch(lengths=(5, 2), k=3, seed=3):
-    """Teacher targets in the collater's layout (L = max n + 1; EOS row one-hot on [SEP])."""
-    g = torch.Generator().manual_seed(seed)
-    B, L = len(lengths), max(lengths) + 1
-    prev = torch.full((B, L), PAD)
-    target = torch.full((B, L), PAD)
-    topk_ids = torch.full((B, L, k), PAD)
-    topk_probs = torch.zeros(B, L, k)
-    for b, n in enumerate(lengths):
-        tokens = torch.randint(5, TEACHER_VOCAB, (n,), generator=g)
-        prev[b, : n + 1] = torch.cat([torch.tensor([CLS]), tokens])
-        target[b, : n + 1] = torch.cat([tokens, torch.tensor([SEP])])
-        for j in range(n):
-            topk_ids[b, j] = torch.randperm(TEACHER_VOCAB - 5, generator=g)[:k] + 5
-            raw = torch.rand(k, generator=g) + 0.05
-            topk_probs[b, j] = raw / raw.sum()
-        topk_ids[b, n, 0], topk_probs[b, n, 0] = SEP, 1.0
-    return {"prev_output_tokens": prev, "target": target, "topk_ids": topk_ids, "topk_probs": topk_probs,
-            "padding_mask": target.eq(PAD), "ntokens": int(target.ne(PAD).sum())}
-
-
-def kd_model(task, aed_layers=(2, 4), **overrides):  # noqa: F811
-    torch.manual_seed(0)
-    cfg = CtcKdConfig(**{**TINY, "aed_layers": list(aed_layers), "aed_decoder_layers": 2, "aed_decoder_embed_dim": 24,
-                         "aed_decoder_ffn_embed_dim": 48, "aed_decoder_attention_heads": 2, "aed_dropout": 0.0,
-                         "aed_vocab_size": TEACHER_VOCAB, "aed_vocab_sha256": "test", "aed_pad_idx": PAD,
-                         **overrides})
-    return CtcKdModel.build_model(cfg, task)
-
-
-def kd_criterion(task, **weights):  # noqa: F811
-    task.cfg.kd_sidecar_dir = "teacher-sidecars"  # the criterion only checks that the task loads sidecars
-    try:
-        return CtcKdCriterion(CtcKdCriterionConfig(sentence_avg=False, **weights), task)
-    finally:
-        task.cfg.kd_sidecar_dir = None
-
-
-def kd_sample(task):  # noqa: F811
-    sample = make_batch(task, lengths=(90, 64), target_lengths=(6, 4))
-    sample["teacher"] = teacher_batch()
-    return sample
+from tiny_models import TEACHER_VOCAB, kd_criterion, kd_model, kd_sample, teacher_batch
 
 
 def test_kl_and_ce_equal_a_hand_computation():
@@ -77,7 +30,7 @@ def test_kl_and_ce_equal_a_hand_computation():
     assert kl_eos.item() == pytest.approx(ce_eos.item(), rel=1e-6)
 
 
-def test_decoder_outputs_one_logit_tensor_per_tap(task):  # noqa: F811
+def test_decoder_outputs_one_logit_tensor_per_tap(task):
     model = kd_model(task).eval()
     sample = kd_sample(task)
     out = model(**sample["net_input"], aed_prev_output_tokens=sample["teacher"]["prev_output_tokens"])
@@ -87,7 +40,7 @@ def test_decoder_outputs_one_logit_tensor_per_tap(task):  # noqa: F811
     assert "aed_logits" not in model(**sample["net_input"])  # inference path: no decoder
 
 
-def test_objective_mixes_ctc_and_mean_aed_terms(task):  # noqa: F811
+def test_objective_mixes_ctc_and_mean_aed_terms(task):
     model = kd_model(task, inter_ctc_layers=[1]).eval()
     sample = kd_sample(task)
     alpha, w, beta = 0.4, 0.3, 0.7
@@ -98,7 +51,7 @@ def test_objective_mixes_ctc_and_mean_aed_terms(task):  # noqa: F811
     assert log["kd_ntokens"] == sample["teacher"]["ntokens"] == (5 + 1) + (2 + 1)
 
 
-def test_alpha_zero_is_exactly_ctc_plus_interctc(task):  # noqa: F811
+def test_alpha_zero_is_exactly_ctc_plus_interctc(task):
     sample = kd_sample(task)
     kd = kd_model(task, inter_ctc_layers=[1]).eval()
     plain = kd_model(task, inter_ctc_layers=[1], aed_layers=[]).eval()
@@ -109,7 +62,7 @@ def test_alpha_zero_is_exactly_ctc_plus_interctc(task):  # noqa: F811
     assert not any(key.startswith("aed_") for key in log_kd)
 
 
-def test_shared_decoder_gets_the_gradient_of_every_tap(task):  # noqa: F811
+def test_shared_decoder_gets_the_gradient_of_every_tap(task):
     """Same tensors at every tap: the gradient with taps [2, 4] is the mean of the single-tap gradients."""
     sample = kd_sample(task)
     crit = kd_criterion(task, aed_kd_weight=1.0)
@@ -128,17 +81,17 @@ def test_shared_decoder_gets_the_gradient_of_every_tap(task):  # noqa: F811
 
 
 @pytest.mark.parametrize("taps", [[0], [5], [2, 2]])
-def test_a_tap_that_does_not_exist_fails_at_build(task, taps):  # noqa: F811
+def test_a_tap_that_does_not_exist_fails_at_build(task, taps):
     with pytest.raises(ValueError, match="aed_layers"):
         kd_model(task, aed_layers=taps)
 
 
 @pytest.mark.parametrize("name", ["aed_kd_weight", "kd_kl_weight", "interctc_weight"])
-def test_weights_outside_unit_interval_fail(task, name):  # noqa: F811
+def test_weights_outside_unit_interval_fail(task, name):
     with pytest.raises(ValueError, match=name):
         kd_criterion(task, **{name: -0.1})
 
 
-def test_kd_weight_without_sidecars_fails_at_start(task):  # noqa: F811
+def test_kd_weight_without_sidecars_fails_at_start(task):
     with pytest.raises(ValueError, match="kd_sidecar_dir"):
         CtcKdCriterion(CtcKdCriterionConfig(aed_kd_weight=0.5, sentence_avg=False), task)

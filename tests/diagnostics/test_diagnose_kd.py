@@ -9,13 +9,18 @@ import sys
 import pytest
 import torch
 
+from cli_runs import kd_train
 from conftest import ROOT, run
-from test_aed_kd import CLS, PAD, SEP, TEACHER_VOCAB, kd_criterion, kd_model
-from test_interctc import task  # noqa: F401  (fixture)
-from test_kd_cli import train
-from tiny_bert import one_torch_thread  # noqa: F401 (autouse fixture)
-from fairseq_kd.diagnostics.kd_diagnostics import (DecoderListening, GradientAgreement, encoder_blocks,
-                                                   objective_terms, token_frame_correlations)
+from fairseq_kd.diagnostics.kd_diagnostics import (
+    DecoderListening,
+    GradientAgreement,
+    encoder_blocks,
+    objective_terms,
+    token_frame_correlations,
+)
+from tiny_models import CLS, PAD, SEP, TEACHER_VOCAB, kd_criterion, kd_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SCRIPT = os.path.join(ROOT, "scripts", "diagnose_kd.py")
 FRAMES_PER_TOKEN = 12  # input frames; 3 after the 4x subsampling
@@ -24,7 +29,7 @@ TOY_WORDPIECES = 8  # the toy utterances use teacher ids FIRST_WORDPIECE .. FIRS
 WEIGHTS = dict(aed_kd_weight=0.5, interctc_weight=0.3, kd_kl_weight=0.9)
 
 
-def toy_batch(task, generator, embeddings, batch=6):  # noqa: F811
+def toy_batch(task, generator, embeddings, batch=6):
     """Utterances of 2-4 teacher ids drawn independently and uniformly from 8; input frames ``12 j .. 12 j + 11``
     carry the embedding of token ``j`` plus noise, so only the audio tells which token comes next. The teacher
     puts 0.8 on the reference and 0.1 on each of two other ids; CTC targets are one letter per token."""
@@ -55,7 +60,7 @@ def toy_batch(task, generator, embeddings, batch=6):  # noqa: F811
 
 
 @pytest.fixture
-def toy(task):  # noqa: F811
+def toy(task):
     """A tiny model and criterion, token embeddings of the toy audio, and a seeded batch generator."""
     model = kd_model(task, inter_ctc_layers=[1])
     criterion = kd_criterion(task, **WEIGHTS)
@@ -151,7 +156,7 @@ def test_token_frame_correlation():
 def checkpoints(corpus, kd_sidecars, tmp_path_factory):
     """A real xs interCTC-interAED-KD training checkpoint (2 updates) and its decoder-less export."""
     save_dir = tmp_path_factory.mktemp("kd")
-    train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
+    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
     checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
     exported = os.path.join(save_dir, "model_ctc.pt")
     run([sys.executable, os.path.join(ROOT, "scripts", "export_ctc_model.py"), checkpoint, exported])
@@ -164,6 +169,7 @@ def finite_numbers(tree):
     return not isinstance(tree, float) or math.isfinite(tree)
 
 
+@pytest.mark.cli
 def test_cli_writes_every_measure(checkpoints, corpus, kd_sidecars, tmp_path):
     out = tmp_path / "diagnostics.json"
     proc = run([sys.executable, SCRIPT, "--path", checkpoints[0], "--data", corpus, "--sidecars", kd_sidecars,
@@ -189,6 +195,7 @@ def test_cli_writes_every_measure(checkpoints, corpus, kd_sidecars, tmp_path):
     assert finite_numbers(report)
 
 
+@pytest.mark.cli
 def test_cli_refuses_a_checkpoint_without_decoder(checkpoints, corpus, kd_sidecars, tmp_path):
     proc = run([sys.executable, SCRIPT, "--path", checkpoints[1], "--data", corpus, "--sidecars", kd_sidecars,
                 "--out", str(tmp_path / "diagnostics.json")], check=False)

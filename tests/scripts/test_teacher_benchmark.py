@@ -3,8 +3,12 @@ import os
 import re
 import sys
 
+import pytest
+
 from conftest import ROOT, run
 from tiny_bert import corpus_teacher
+
+pytestmark = pytest.mark.cli
 
 
 def test_benchmark_prints_speeds_agreement_and_bytes(corpus, tmp_path):
