@@ -182,8 +182,8 @@ def profile_steps(trainer, iterator, steps: int, task) -> dict:
     """Run ``steps`` real training updates under ``torch.profiler``; return per-part and per-op-family times.
 
     Returns ``{"steps", "audio_seconds", "sentences", "wall_seconds", "parts": {part: seconds},
-    "families": {family: seconds}, "top_ops": {op: seconds}}``; parts are ``data``, ``<part> forward``, ``<part> backward``,
-    ``optimizer`` and ``other``, summing to ``wall_seconds``.
+    "families": {family: seconds}, "top_ops": {op: seconds}}``; parts are ``data``, ``<part> forward``,
+    ``<part> backward``, ``optimizer`` and ``other``, summing to ``wall_seconds``.
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 

@@ -125,8 +125,8 @@ def main():
           f"on {os.cpu_count()} CPUs")
     print(f"{'method':30} {'sentences':>9} {'WordPieces':>10} {'seconds':>8} {'sent/s':>8} {'WP/s':>8} {'speed-up':>8}")
     for name, count, wordpieces, seconds in rows:
-        print(f"{name:30} {count:9d} {wordpieces:10d} {seconds:8.2f} {count / seconds:8.1f} {wordpieces / seconds:8.1f} "
-              f"{wordpieces / seconds / reference_rate:7.1f}x")
+        print(f"{name:30} {count:9d} {wordpieces:10d} {seconds:8.2f} {count / seconds:8.1f} "
+              f"{wordpieces / seconds:8.1f} {wordpieces / seconds / reference_rate:7.1f}x")
     same_top1 = np.mean([int(b[0][u, 0]) == int(r[0][u, 0])
                          for b, r in zip(batched, reference) for u in range(len(r[0]))])
     max_diff = max(float(np.abs(b[1] - r[1]).max()) for b, r in zip(batched, reference))

@@ -43,7 +43,8 @@ PARAMS = re.compile(r"num\. shared model params: ([\d,]+)")
 
 def common_overrides(variant, args, save_dir):
     sidecars = [f"task.kd_sidecar_dir={args.sidecars}"] if args.sidecars else []
-    return [f"task.data={args.data}", *sidecars, f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}", f"checkpoint.save_dir={save_dir}",
+    return [f"task.data={args.data}", *sidecars, f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}",
+            f"checkpoint.save_dir={save_dir}",
             f"optimization.max_update={args.updates}", "common.log_interval=1", "dataset.disable_validation=true",
             "checkpoint.no_save=true", f"common.seed={args.seed}", *args.overrides]
 

@@ -28,8 +28,8 @@ from fairseq.data import Dictionary
 from tqdm import tqdm
 
 from fairseq_kd.data.exclusion import ExcludedSentences, normalised_lines_without, read_excluded, remaining_excluded
-from fairseq_kd.errors import DataError
 from fairseq_kd.decoding.lexicon import write_lexicon
+from fairseq_kd.errors import DataError
 from fairseq_kd.io_utils import atomic_write, sha256_file
 
 ARPA_SPECIALS = {"<s>", "</s>", "<unk>"}

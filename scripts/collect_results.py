@@ -193,7 +193,8 @@ def stage_times(stages_dir):
     """Markdown table of the recipe's stage wall times (``<n>.<name>.start`` holds the start time, the
     ``.done`` marker's modification time is the end)."""
     rows = []
-    for start_file in sorted(glob.glob(os.path.join(stages_dir, "*.start")), key=lambda p: int(os.path.basename(p).split(".")[0])):
+    starts = glob.glob(os.path.join(stages_dir, "*.start"))
+    for start_file in sorted(starts, key=lambda p: int(os.path.basename(p).split(".")[0])):
         done_file = start_file[: -len(".start")] + ".done"
         if os.path.isfile(done_file):
             with open(start_file) as f:

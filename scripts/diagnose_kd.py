@@ -20,8 +20,8 @@ import sys
 
 import torch
 
-from fairseq_kd.errors import DataError
 from fairseq_kd.diagnostics.kd_diagnostics import markdown_report, run_diagnostics
+from fairseq_kd.errors import DataError
 from fairseq_kd.io_utils import atomic_write
 
 

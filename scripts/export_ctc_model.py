@@ -12,10 +12,10 @@ import argparse
 import os
 
 import torch
+from fairseq import checkpoint_utils
 from omegaconf import open_dict
 
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up, see fairseq_kd/__init__.py)
-from fairseq import checkpoint_utils
 from fairseq_kd.io_utils import atomic_write
 from fairseq_kd.models.ctc_kd import inference_state_dict
 

@@ -10,7 +10,8 @@ Output in --out: ``{split}.tsv``, ``{split}.wrd``, ``{split}.ltr``; with --write
 
   python scripts/prepare_manifest.py --audio-dir LibriSpeech/train-clean-100 --split train --out data/ls100 --write-dict
   python scripts/prepare_manifest.py --audio-dir LibriSpeech/dev-clean --split dev_clean --out data/ls100
-  python scripts/prepare_manifest.py --audio-dir LibriSpeech/train-clean-{100,360} --split train --out data/ls460 --write-dict
+  python scripts/prepare_manifest.py --audio-dir LibriSpeech/train-clean-{100,360} --split train --out data/ls460 \\
+      --write-dict
   # sentencepiece units instead of letters (task.labels=spm, criterion.post_process=sentencepiece):
   python scripts/prepare_manifest.py ... --spm-model data/ls100/spm_unigram300.model --spm-train-vocab 300 --write-dict
 """

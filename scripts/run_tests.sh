@@ -4,11 +4,13 @@
 # sidecars, LM, two trainings, greedy and beam + LM decoding, results table), so that a set-up step the main
 # command needs but the unit tests do not can never go missing unnoticed.
 #
-#   bash scripts/run_tests.sh               set-up + pytest + smoke recipe (what CI runs)
-#   bash scripts/run_tests.sh -k greedy     set-up + pytest with these arguments only (no smoke recipe)
+#   bash scripts/run_tests.sh               set-up + ruff + pytest + smoke recipe (what CI runs)
+#   bash scripts/run_tests.sh -k greedy     set-up + ruff + pytest with these arguments only (no smoke recipe)
+#   bash scripts/run_tests.sh -m "not cli"  the unit tests only (about 30 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+.venv/bin/ruff check .  # the linter (ruff.toml: pycodestyle, pyflakes, import order, 120 columns)
 .venv/bin/python -m pytest -q "$@"
 if [ $# -eq 0 ]; then
   rm -rf exp/smoke  # the smoke recipe always starts from nothing: its stage markers must not skip work

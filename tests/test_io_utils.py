@@ -53,7 +53,8 @@ def test_file_hash_is_sha256_of_the_bytes_over_block_boundaries(tmp_path):
     content = os.urandom((1 << 20) + 7)
     path.write_bytes(content)
     assert sha256_file(str(path)) == hashlib.sha256(content).hexdigest()
-    assert hash_file(hashlib.sha256(b"prefix"), str(path)).hexdigest() == hashlib.sha256(b"prefix" + content).hexdigest()
+    prefixed = hash_file(hashlib.sha256(b"prefix"), str(path)).hexdigest()
+    assert prefixed == hashlib.sha256(b"prefix" + content).hexdigest()
 
 
 def test_data_error_is_still_importable_from_the_manifest_module():

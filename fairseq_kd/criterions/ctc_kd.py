@@ -11,11 +11,12 @@ or sentences with ``optimization.sentence_avg``)::
 
     alpha = aed_kd_weight, w = interctc_weight, beta = kd_kl_weight.
 
-Without InterCTC layers ``L_ctc_all = CTC(final)``; with ``alpha = 0`` the decoder is not run and the loss
-is exactly the CTC + InterCTC loss. Validation batches of a split without teacher sidecar get ``L_ctc_all``. The KL at a target position j with teacher top-k ids ``i_1..i_k`` and
-renormalised probabilities ``p_1..p_k`` (sum 1) is ``sum_m p_m (log p_m - log q(i_m))``, where ``q`` is the
-decoder's softmax over the whole teacher vocabulary; the position after the last token (``[SEP]``, end of
-sentence) has the one-hot teacher distribution, so there KL = CE. Padded positions count nothing.
+Without InterCTC layers ``L_ctc_all = CTC(final)``; with ``alpha = 0`` the decoder is not run and the loss is
+exactly the CTC + InterCTC loss. Validation batches of a split without teacher sidecar get ``L_ctc_all``. The KL at
+a target position j with teacher top-k ids ``i_1..i_k`` and renormalised probabilities ``p_1..p_k`` (sum 1) is
+``sum_m p_m (log p_m - log q(i_m))``, where ``q`` is the decoder's softmax over the whole teacher vocabulary; the
+position after the last token (``[SEP]``, end of sentence) has the one-hot teacher distribution, so there KL = CE.
+Padded positions count nothing.
 
 Every term is logged on its own: ``ctc_loss``, ``interctc_loss_l{l}`` (bits per ``sample_size``, like
 ``loss``), ``aed_kl_loss_l{t}``, ``aed_ce_loss_l{t}`` (bits per teacher token); validation also logs greedy

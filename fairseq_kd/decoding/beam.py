@@ -22,8 +22,7 @@ from ..data.text import WORD_BOUNDARY
 from .base import LM_INSTALL_HINT, CtcDecoder
 
 try:
-    from flashlight.lib.text.decoder import (CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions,
-                                             ZeroLM)
+    from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions, ZeroLM
 except ImportError as error:
     raise ImportError(f"CTC beam search (--ctc-decoder beam / beam_lm) needs flashlight-text: {LM_INSTALL_HINT}") \
         from error

@@ -23,16 +23,15 @@ import logging
 import os
 from typing import List, Optional
 
-from ..errors import DataError
 from ..data.text import WORD_BOUNDARY
+from ..errors import DataError
 from .base import LM_INSTALL_HINT
 from .beam import FlashlightCtcDecoder
 from .lexicon import BUILD_HINT, read_lexicon
 
 try:
     import kenlm
-    from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode,
-                                             Trie)
+    from flashlight.lib.text.decoder import CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode, Trie
     from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary as WordDictionary
 except ImportError as error:

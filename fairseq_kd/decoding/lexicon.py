@@ -13,8 +13,8 @@ model's dictionary before any of it reaches the C++ decoder.
 import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..errors import DataError
 from ..data.text import WORD_BOUNDARY, words_to_letters
+from ..errors import DataError
 from ..io_utils import atomic_write
 
 BUILD_HINT = "build the LM and its lexicon together with scripts/build_lm.py --dict <the model's dict.ltr.txt>"

@@ -50,9 +50,9 @@ import torch.nn as nn
 from fairseq import checkpoint_utils
 from fairseq.dataclass.utils import overwrite_args_by_name
 
-from ..errors import DataError
-from ..decoding.evaluation import split_batches
 from ..data.teacher_sidecar import TeacherSidecar, sidecar_path
+from ..decoding.evaluation import split_batches
+from ..errors import DataError
 from ..models.wav2vec_kd import Wav2VecCtcKdModel
 
 CONDITIONS = ("true", "shuffled", "zeroed")

@@ -27,7 +27,8 @@ class Conv2dSubsampling(nn.Module):
 
     def __init__(self, input_dim: int, channels: int, output_dim: int):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, 2), nn.ReLU(), nn.Conv2d(channels, channels, 3, 2), nn.ReLU())
+        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, 2), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, 2), nn.ReLU())
         self.out = nn.Linear(channels * (((input_dim - 1) // 2 - 1) // 2), output_dim)
 
     @staticmethod

@@ -7,9 +7,9 @@ Architectures (``--arch`` / ``model._name``)::
     ctc_kd_conformer_100h  12 blocks, d=256, 4 heads, FFN 1024, kernel 31; AED 6 x d=256 (ESPnet LibriSpeech-100h)
     ctc_kd_conformer_960h  12 blocks, d=512, 8 heads, FFN 2048, kernel 31; AED 6 x d=512 (ESPnet LibriSpeech-960h)
 
-Encoder parameters: 3.1 M (xs with the xs_* configs' 32 subsampling channels; 3.6 M with 144), 21 M (100h) and 83 M (960h) with letter units. Size fields left unset (``None``) take the
-architecture's value; fields set in a YAML file or on the command line win. ``model._name: ctc_kd`` means
-``ctc_kd_conformer_xs``.
+Encoder parameters: 3.1 M (xs with the xs_* configs' 32 subsampling channels; 3.6 M with 144), 21 M (100h) and 83 M
+(960h) with letter units. Size fields left unset (``None``) take the architecture's value; fields set in a YAML
+file or on the command line win. ``model._name: ctc_kd`` means ``ctc_kd_conformer_xs``.
 
 Taps are 1-based encoder blocks. ``inter_ctc_layers`` get a CTC loss through the shared CTC projection;
 ``aed_layers`` feed the one :class:`~fairseq_kd.models.aed_decoder.SharedAttentionDecoder` (include the last

@@ -35,9 +35,9 @@ from omegaconf import OmegaConf, open_dict
 
 from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
 from ..data.manifest import check_split
-from ..errors import DataError
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
 from ..decoding import CtcDecodingConfig, build_ctc_decoder
+from ..errors import DataError
 
 logger = logging.getLogger(__name__)
 

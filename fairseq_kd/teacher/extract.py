@@ -34,10 +34,16 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError
-from ..data.teacher_sidecar import (FORMAT_VERSION, TEACHER_FILE, keys_checksum, read_teacher_meta, sidecar_path,
-                                    utterance_keys)
+from ..data.teacher_sidecar import (
+    FORMAT_VERSION,
+    TEACHER_FILE,
+    keys_checksum,
+    read_teacher_meta,
+    sidecar_path,
+    utterance_keys,
+)
 from ..data.text import TRANSCRIPT_ALPHABET
+from ..errors import DataError
 from ..io_utils import atomic_write, read_json, sha256_file
 from .masked_lm import LONG_TRANSCRIPT_POLICIES, MaskedLmTeacher, fingerprint
 
@@ -99,8 +105,9 @@ def prepare_sidecar_dir(out_dir: str, meta: dict) -> None:
         existing = read_teacher_meta(out_dir)
         if existing != meta:
             differ = sorted(key for key in set(meta) | set(existing) if existing.get(key) != meta.get(key))
-            raise DataError(f"{path}: this directory holds sidecars of another teacher or settings ({', '.join(differ)} "
-                            f"differ); write to a new --out directory, or delete this one to replace them")
+            raise DataError(f"{path}: this directory holds sidecars of another teacher or settings "
+                            f"({', '.join(differ)} differ); write to a new --out directory, or delete this one to "
+                            f"replace them")
         return
     with atomic_write(path) as f:
         json.dump(meta, f, indent=1)
@@ -135,7 +142,8 @@ def context_neighbours(keys: Sequence[str], manifest_path: str, utterances: int,
                                 f"group {group!r}: the grouping rule {group_regex!r} does not order them")
         lines = [line for _, line in members]
         for position, line in enumerate(lines):
-            neighbours[line] = (lines[max(0, position - utterances):position], lines[position + 1:position + 1 + utterances])
+            neighbours[line] = (lines[max(0, position - utterances):position],
+                                lines[position + 1:position + 1 + utterances])
     return neighbours
 
 
@@ -183,7 +191,8 @@ def extract_split(teacher: MaskedLmTeacher, meta: dict, data_dir: str, split: st
                         f"{teacher.max_length - 2} ({len(too_long)} such lines); split or remove these utterances, or "
                         f"extract with --long-transcripts window")
     if too_long:
-        logger.info(f"{split}: {len(too_long)} transcripts longer than {teacher.max_length - 2} WordPieces, read in windows")
+        logger.info(f"{split}: {len(too_long)} transcripts longer than {teacher.max_length - 2} WordPieces, "
+                    f"read in windows")
     neighbours = None
     if meta["context"]:
         neighbours = context_neighbours(keys, os.path.join(data_dir, f"{split}.tsv"), meta["context"]["utterances"],
@@ -250,11 +259,11 @@ def merge_split(data_dir: str, split: str, out_dir: str) -> dict:
                         f"--splits {split} (every --shard-id) first")
     fix = f"rerun scripts/extract_teacher_sidecar.py --splits {split} with the settings of the other shards"
     if params["keys_sha256"] != keys_checksum(keys):
-        raise DataError(f"{data_dir}/{split}.tsv or {split}.wrd changed since the chunks in {parts_dir} were extracted; "
-                        f"delete {parts_dir} and extract again")
+        raise DataError(f"{data_dir}/{split}.tsv or {split}.wrd changed since the chunks in {parts_dir} were "
+                        f"extracted; delete {parts_dir} and extract again")
     if os.path.isfile(os.path.join(out_dir, TEACHER_FILE)) and read_teacher_meta(out_dir) != params["teacher"]:
-        raise DataError(f"{parts_dir}: chunks of another teacher or settings than {os.path.join(out_dir, TEACHER_FILE)}; "
-                        f"delete one of them and extract again")
+        raise DataError(f"{parts_dir}: chunks of another teacher or settings than "
+                        f"{os.path.join(out_dir, TEACHER_FILE)}; delete one of them and extract again")
     prepare_sidecar_dir(out_dir, params["teacher"])
     chunk_size = params["chunk_size"]
     parts = [os.path.join(parts_dir, f"{c:06d}.npz") for c in range(math.ceil(len(keys) / chunk_size))]

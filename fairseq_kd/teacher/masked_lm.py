@@ -2,7 +2,8 @@
 
 For a transcript tokenised as ``t_1 .. t_n`` (WordPieces, no specials), position ``u`` gets::
 
-    p_u = softmax(z_u / tau),   z_u = MLM logits at u of  [CLS] l_1 .. l_a t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n r_1 .. r_b [SEP]
+    p_u = softmax(z_u / tau),   z_u = MLM logits at u of
+                                      [CLS] l_1 .. l_a t_1 .. t_{u-1} [MASK] t_{u+1} .. t_n r_1 .. r_b [SEP]
 
 so a transcript costs ``n`` forward passes (as in Futami et al. 2020, "Distilling the knowledge of BERT for
 sequence-to-sequence ASR"). ``l`` and ``r`` are optional context (the WordPieces of neighbouring utterances,

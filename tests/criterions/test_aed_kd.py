@@ -57,7 +57,8 @@ def test_alpha_zero_is_exactly_ctc_plus_interctc(task):
     plain = kd_model(task, inter_ctc_layers=[1], aed_layers=[]).eval()
     plain.load_state_dict(kd.inference_state_dict())
     loss_kd, _, log_kd = kd_criterion(task, aed_kd_weight=0.0, interctc_weight=0.3)(kd, sample)
-    loss_plain, _, _ = CtcKdCriterion(CtcKdCriterionConfig(interctc_weight=0.3, sentence_avg=False), task)(plain, sample)
+    plain_criterion = CtcKdCriterion(CtcKdCriterionConfig(interctc_weight=0.3, sentence_avg=False), task)
+    loss_plain, _, _ = plain_criterion(plain, sample)
     assert torch.equal(loss_kd, loss_plain)
     assert not any(key.startswith("aed_") for key in log_kd)
 

@@ -21,7 +21,8 @@ def test_keeps_the_expected_share_scaled_and_its_gradient_uses_the_same_mask(p):
     assert abs(share - (1 - p_effective)) < 4 * (p_effective * (1 - p_effective) / n) ** 0.5
     assert torch.allclose(y[kept], x[kept] / (1 - p_effective))
     y.sum().backward()
-    assert torch.equal(x.grad.ne(0), kept) and torch.allclose(x.grad[kept], torch.full_like(x[kept], 1 / (1 - p_effective)))
+    assert torch.equal(x.grad.ne(0), kept)
+    assert torch.allclose(x.grad[kept], torch.full_like(x[kept], 1 / (1 - p_effective)))
 
 
 def test_identity_in_eval_mode_and_at_zero():
