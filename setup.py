@@ -17,8 +17,8 @@ setup(
         "transformers",
         "sentencepiece",
         "soundfile",
-        "editdistance",
+        "rapidfuzz",
         "kaldi-native-fbank",
     ],
-    extras_require={"lm": ["flashlight-text", "kenlm"], "test": ["pytest", "tokenizers"]},
+    extras_require={"lm": ["flashlight-text", "kenlm"], "test": ["pytest", "tokenizers", "jiwer", "ruff"]},
 )

@@ -2,12 +2,13 @@
 """Collect the recipe's decoding results into a table (markdown + CSV) and a plot of WER vs decoding time.
 
 Reads, under --exp, every ``<system>/seed<N>/decode/<method>/<subset>/`` directory written by
-examples/kd/run.sh: ``generate-<subset>.txt`` (fairseq-generate's T-/D- lines) and ``generate.log`` (its
-"Translated N sentences ... in X s" line). Per decoding it computes with jiwer the WER and the
-substitutions / deletions / insertions against the references, the decoding time (fairseq-generate's
-generation timer: model forward + search, without data loading), the real-time factor (time / audio
-duration of the subset, from ``<data>/<subset>.tsv``) and the parameters used at inference (the checkpoint
-without the training-only attention decoder).
+examples/kd/run.sh. Per decoding: the WER, substitutions / deletions / insertions and the decoding time (model
+forward + search, without data loading) from ``decoding_summary.json``, the record fairseq-generate writes with
+``--decoding-summary`` (fairseq_kd/decoding/summary.py); for a decoding made without it, from
+``generate-<subset>.txt`` (fairseq-generate's T-/D- lines, words counted by fairseq_kd.decoding.scoring like the
+summary's) and ``generate.log`` (its "Translated N sentences ... in X s" line). Then the real-time factor (time
+/ audio duration of the subset, from ``<data>/<subset>.tsv``) and the parameters used at inference (the
+checkpoint without the training-only attention decoder).
 
 Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
 seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
@@ -24,15 +25,16 @@ import re
 import statistics
 from collections import defaultdict
 
-import jiwer
 import torch
 
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
 from fairseq_kd.data.manifest import read_manifest
-from fairseq_kd.io_utils import atomic_write
+from fairseq_kd.decoding.scoring import word_errors
+from fairseq_kd.io_utils import atomic_write, read_json
 from fairseq_kd.models.ctc_kd import inference_state_dict
 
 TIMER = re.compile(r"Translated ([\d,]+) sentences .* in ([\d.]+)s")
+SUMMARY_FILE = "decoding_summary.json"
 
 
 def read_generate(path):
@@ -50,6 +52,26 @@ def read_generate(path):
         raise SystemExit(f"{path}: references and hypotheses differ in utterances")
     ids = sorted(refs)
     return [refs[i] for i in ids], [hyps[i] for i in ids]
+
+
+def read_decoding(decode_dir, subset):
+    """``{utterances, words, wer, sub, del, ins, decode_seconds}`` of one decoding, or None if it did not finish:
+    its decoding_summary.json, else fairseq-generate's generate-SUBSET.txt and generate.log."""
+    summary = read_json(os.path.join(decode_dir, SUMMARY_FILE), "decode again with fairseq-generate")
+    if summary is not None:
+        return summary
+    generate = os.path.join(decode_dir, f"generate-{subset}.txt")
+    log = os.path.join(decode_dir, "generate.log")
+    if not (os.path.isfile(generate) and os.path.isfile(log)):
+        return None
+    refs, hyps = read_generate(generate)
+    with open(log, encoding="utf-8") as f:
+        timer = TIMER.findall(f.read())
+    if not timer:
+        raise SystemExit(f"{log}: no 'Translated ... in X s' line: did fairseq-generate finish?")
+    errors = word_errors(hyps, refs)
+    return {"utterances": len(refs), "words": errors.words, "wer": errors.wer, "sub": errors.substitutions,
+            "del": errors.deletions, "ins": errors.insertions, "decode_seconds": float(timer[-1][1])}
 
 
 def audio_seconds(data, subset, sample_rate=16000):
@@ -71,26 +93,18 @@ def collect(exp, data):
         method_dir, subset = os.path.split(decode_dir)
         seed_dir, method = os.path.dirname(os.path.dirname(method_dir)), os.path.basename(method_dir)
         system = os.path.basename(os.path.dirname(seed_dir))
-        generate = os.path.join(decode_dir, f"generate-{subset}.txt")
-        log = os.path.join(decode_dir, "generate.log")
-        if not (os.path.isfile(generate) and os.path.isfile(log)):
+        measured = read_decoding(decode_dir, subset)
+        if measured is None:
             continue
-        refs, hyps = read_generate(generate)
         seconds, n_utts = audio_seconds(data, subset)
-        if len(refs) != n_utts:
-            raise SystemExit(f"{generate}: {len(refs)} utterances decoded, {subset}.tsv has {n_utts}")
-        with open(log, encoding="utf-8") as f:
-            timer = TIMER.findall(f.read())
-        if not timer:
-            raise SystemExit(f"{log}: no 'Translated ... in X s' line: did fairseq-generate finish?")
-        decode_time = float(timer[-1][1])
-        measures = jiwer.process_words(refs, hyps)
-        n_words = measures.hits + measures.substitutions + measures.deletions
+        if measured["utterances"] != n_utts:
+            raise SystemExit(f"{decode_dir}: {measured['utterances']} utterances decoded, {subset}.tsv has {n_utts}")
+        decode_time = measured["decode_seconds"]
         rows.append({
             "system": system, "seed": int(os.path.basename(seed_dir)[4:]), "method": method,
-            "subset": subset, "utterances": len(refs), "words": n_words,
-            "wer": 100.0 * measures.wer, "sub": measures.substitutions, "del": measures.deletions,
-            "ins": measures.insertions, "decode_s": decode_time, "audio_s": round(seconds, 2),
+            "subset": subset, "utterances": n_utts, "words": measured["words"],
+            "wer": measured["wer"], "sub": measured["sub"], "del": measured["del"],
+            "ins": measured["ins"], "decode_s": decode_time, "audio_s": round(seconds, 2),
             "rtf": decode_time / seconds,
             "params_inference": inference_parameters(os.path.join(seed_dir, "checkpoint_best.pt")),
         })

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
-from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding, word_errors
+from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding
 from fairseq_kd.decoding.greedy import ctc_greedy_search
+from fairseq_kd.decoding.scoring import word_errors
 from fairseq_kd.io_utils import atomic_write
 
 

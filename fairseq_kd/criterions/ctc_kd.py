@@ -27,7 +27,6 @@ import math
 import re
 from dataclasses import dataclass, field
 
-import editdistance
 import torch
 import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
@@ -39,6 +38,7 @@ from omegaconf import II
 
 from ..decoding.base import ctc_blank_index
 from ..decoding.greedy import ctc_greedy_search
+from ..decoding.scoring import edit_errors
 
 logger = logging.getLogger(__name__)
 CTC_TERM = re.compile(r"^(inter)?ctc_loss(_l\d+)?$")  # ctc_loss, interctc_loss_l3: bits per sample_size
@@ -179,11 +179,11 @@ class CtcKdCriterion(FairseqCriterion):
         counts = {"c_errors": 0, "c_total": 0, "w_errors": 0, "wv_errors": 0, "w_total": 0}
         for hyp, ref, mask in zip(hyps, target, target_mask):
             ref = ref[mask]
-            counts["c_errors"] += editdistance.eval(hyp.tolist(), ref.tolist())
+            counts["c_errors"] += edit_errors(ref.tolist(), hyp.tolist()).errors
             counts["c_total"] += len(ref)
             ref_words = post_process(self.dictionary.string(ref), self.cfg.post_process).split()
             hyp_words = post_process(self.dictionary.string(hyp), self.cfg.post_process).split()
-            errors = editdistance.eval(hyp_words, ref_words)
+            errors = edit_errors(ref_words, hyp_words).errors
             counts["w_errors"] += errors
             counts["wv_errors"] += errors
             counts["w_total"] += len(ref_words)

@@ -37,3 +37,7 @@ class CtcDecodingConfig(FairseqDataclass):
     beam_log_add: bool = field(default=False, metadata={
         "help": "beam/beam_lm: sum (instead of max, fairseq's default) the scores of paths merging into one "
                 "hypothesis, i.e. CTC prefix beam search"})
+    decoding_summary: Optional[str] = field(default=None, metadata={
+        "help": "fairseq-generate: write a JSON summary of this decoding to this file (WER, substitutions / "
+                "deletions / insertions, decoding time, audio seconds, per-utterance errors; words as "
+                "--eval-wer-post-process makes them), the input of scripts/collect_results.py"})

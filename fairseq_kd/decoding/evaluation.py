@@ -8,9 +8,8 @@ never needed) and the split is loaded with the checkpoint's saved task config.
 """
 import copy
 import time
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional
 
-import editdistance
 import torch
 from fairseq import checkpoint_utils, tasks, utils
 from fairseq.data.data_utils import post_process
@@ -84,28 +83,18 @@ def encode_split(model, task, subset: str, max_tokens: Optional[int], batch_size
         _synchronize(device)
         encoder_seconds += time.perf_counter() - start
         ids = sample["id"].tolist()
-        references = [post_process(tgt_dict.string(utils.strip_pad(t, tgt_dict.pad()).int().cpu()),
-                                   post_process_symbol) for t in sample["target"]]
+        references = [reference_text(t, tgt_dict, post_process_symbol) for t in sample["target"]]
         batches.append(EncodedBatch(ids, log_probs, lengths, references,
                                     sum(sizes[i] for i in ids) / sample_rate))
     return EncodedSplit(batches, encoder_seconds, sum(b.audio_seconds for b in batches),
                         sum(len(b.ids) for b in batches))
 
 
-class WordErrors(NamedTuple):
-    errors: int
-    words: int
-
-    @property
-    def wer(self) -> float:
-        return 100.0 * self.errors / max(self.words, 1)
-
-
-def word_errors(hypotheses: Sequence[str], references: Sequence[str]) -> WordErrors:
-    """Word-level Levenshtein distance summed over utterances, as fairseq's ``wer`` scorer counts it."""
-    errors = sum(editdistance.eval(h.split(), r.split()) for h, r in zip(hypotheses, references))
-    return WordErrors(errors, sum(len(r.split()) for r in references))
-
-
 def hypothesis_text(tokens: torch.Tensor, tgt_dict, post_process_symbol: str = "letter") -> str:
+    """Words of a hypothesis' label ids (fairseq-generate's ``D-`` line)."""
     return post_process(tgt_dict.string(tokens.int().cpu()), post_process_symbol)
+
+
+def reference_text(target: torch.Tensor, tgt_dict, post_process_symbol: str = "letter") -> str:
+    """Words of a padded target row (fairseq-generate's ``T-`` line)."""
+    return hypothesis_text(utils.strip_pad(target, tgt_dict.pad()), tgt_dict, post_process_symbol)

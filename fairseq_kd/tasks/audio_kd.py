@@ -19,10 +19,13 @@ Data directory (``task.data``), as for ``audio_finetuning``: ``{split}.tsv``, ``
 * :meth:`AudioKdTask.build_generator` returns the CTC decoder that ``fairseq-generate`` drives, chosen by
   ``--ctc-decoder``: batched greedy (default), beam search without LM, or beam search with KenLM shallow
   fusion (see docs/decoding.md). Decoder options are read from the command line (``self.cfg`` and the
-  generation config), never from the checkpoint's saved task config.
+  generation config), never from the checkpoint's saved task config;
+* ``--decoding-summary PATH`` records the decoding in a JSON file (WER, S/D/I, time, per-utterance errors;
+  :mod:`fairseq_kd.decoding.summary`) that ``scripts/collect_results.py`` reads.
 """
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -37,6 +40,7 @@ from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
 from ..data.manifest import check_split
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
 from ..decoding import CtcDecodingConfig, build_ctc_decoder
+from ..decoding.summary import DecodingSummary, decoder_settings
 from ..errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -81,6 +85,7 @@ class AudioKdTask(AudioFinetuningTask):
     """Speech recognition with CTC (+ InterCTC, + teacher distillation) on wav2vec-style manifests."""
 
     cfg: AudioKdConfig
+    decoding_summary: Optional[DecodingSummary] = None  # set by build_generator with --decoding-summary
 
     def load_dataset(self, split: str, task_cfg: AudioKdConfig = None, **kwargs):
         task_cfg = task_cfg or self.cfg
@@ -206,5 +211,21 @@ class AudioKdTask(AudioFinetuningTask):
         return super().get_batch_iterator(dataset, *args, required_batch_size_multiple=1, **kwargs)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
-        """The CTC decoder named by ``--ctc-decoder``; ``args`` is fairseq-generate's generation config."""
-        return build_ctc_decoder(self.cfg, self.target_dictionary, args)
+        """The CTC decoder named by ``--ctc-decoder``; ``args`` is fairseq-generate's generation config. With
+        ``--decoding-summary`` every batch decoded through :meth:`inference_step` is also recorded there."""
+        generator = build_ctc_decoder(self.cfg, self.target_dictionary, args)
+        self.decoding_summary = None
+        if self.cfg.decoding_summary:
+            self.decoding_summary = DecodingSummary(self.cfg.decoding_summary, self.target_dictionary,
+                                                    self.cfg.eval_wer_post_process, decoder_settings(self.cfg, args))
+        return generator
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """fairseq's step; with ``--decoding-summary`` timed (the span of fairseq-generate's own timer) and
+        recorded."""
+        start = time.perf_counter()
+        hypotheses = super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens,
+                                            constraints=constraints)
+        if self.decoding_summary is not None:
+            self.decoding_summary.add(sample, hypotheses, time.perf_counter() - start, self.audio_seconds(sample))
+        return hypotheses
