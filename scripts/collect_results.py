@@ -31,7 +31,7 @@ import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
 from fairseq_kd.data.manifest import read_manifest
 from fairseq_kd.decoding.scoring import word_errors
 from fairseq_kd.io_utils import atomic_write, read_json
-from fairseq_kd.models.ctc_kd import inference_state_dict
+from fairseq_kd.models.conformer_kd import inference_state_dict
 
 TIMER = re.compile(r"Translated ([\d,]+) sentences .* in ([\d.]+)s")
 SUMMARY_FILE = "decoding_summary.json"

@@ -17,7 +17,7 @@ from omegaconf import open_dict
 
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up, see fairseq_kd/__init__.py)
 from fairseq_kd.io_utils import atomic_write
-from fairseq_kd.models.ctc_kd import inference_state_dict
+from fairseq_kd.models.conformer_kd import inference_state_dict
 
 
 def export(src: str, dst: str) -> dict:

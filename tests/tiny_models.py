@@ -3,7 +3,7 @@ builds the letter task they run on)."""
 import torch
 
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
-from fairseq_kd.models.ctc_kd import CtcKdConfig, CtcKdModel
+from fairseq_kd.models.conformer_kd import CtcKdConfig, CtcKdModel
 from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 
 LETTERS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ'|")

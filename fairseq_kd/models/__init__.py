@@ -1,1 +1,1 @@
-from . import ctc_kd, wav2vec_kd  # noqa: F401
+from . import conformer_kd, wav2vec_kd  # noqa: F401

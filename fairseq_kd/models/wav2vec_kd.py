@@ -21,7 +21,7 @@ import torch
 from fairseq.models import register_model
 from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2AsrConfig, Wav2VecEncoder
 
-from .ctc_kd import CtcKdBaseModel, DistillationTapsConfig, add_missing_fields, configure_teacher_vocabulary
+from .conformer_kd import CtcKdBaseModel, DistillationTapsConfig, add_missing_fields, configure_teacher_vocabulary
 
 DEFAULT_AED = dict(aed_decoder_layers=6, aed_decoder_embed_dim=256, aed_decoder_ffn_embed_dim=2048,
                    aed_decoder_attention_heads=4, aed_dropout=0.1)

@@ -59,7 +59,7 @@ def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpo
     import torch
 
     import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
-    from fairseq_kd.models.ctc_kd import AED_DECODER_PREFIX
+    from fairseq_kd.models.conformer_kd import AED_DECODER_PREFIX
 
     state = torch.load(exported)
     assert not any(k.startswith(AED_DECODER_PREFIX) for k in state["model"]) and state["cfg"].model.aed_layers == []

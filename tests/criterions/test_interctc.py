@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import USER_DIR
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
-from fairseq_kd.models.ctc_kd import CtcKdConfig
+from fairseq_kd.models.conformer_kd import CtcKdConfig
 from tiny_models import make_batch, make_model
 
 

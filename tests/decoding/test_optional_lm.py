@@ -23,7 +23,7 @@ BLOCKED_RUN = textwrap.dedent('''
 
     import fairseq_kd  # noqa: F401
     from fairseq_kd.criterions.ctc_kd import CtcKdCriterion, CtcKdCriterionConfig
-    from fairseq_kd.models.ctc_kd import CtcKdConfig, CtcKdModel
+    from fairseq_kd.models.conformer_kd import CtcKdConfig, CtcKdModel
     from fairseq_kd.tasks.audio_kd import AudioKdConfig, AudioKdTask
 
     data = sys.argv[1]

@@ -10,7 +10,7 @@ from cli_runs import generate, kd_train
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion
 from fairseq_kd.data.teacher_sidecar import read_teacher_meta
 from fairseq_kd.models.aed_decoder import SharedAttentionDecoder
-from fairseq_kd.models.ctc_kd import training_sidecar_vocabulary
+from fairseq_kd.models.conformer_kd import training_sidecar_vocabulary
 
 V, PAD, UNK = 50, 0, 7
 OUTPUT_IDS = [PAD, 3, UNK, 11, 12, 30, 41]
