@@ -21,31 +21,19 @@ tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the sp
 import argparse
 import json
 import os
-import time
 
 import torch
 
 from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
-from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding
-from fairseq_kd.decoding.greedy import ctc_greedy_search
-from fairseq_kd.decoding.scoring import word_errors
+from fairseq_kd.decoding.evaluation import (
+    decoder_search,
+    encode_split,
+    greedy_search,
+    load_for_decoding,
+    search_split,
+)
 from fairseq_kd.io_utils import atomic_write
-
-
-def time_search(search, encoded, tgt_dict, device, repeats):
-    """Fastest of ``repeats`` runs of ``search(batch) -> list of token tensors`` over all batches, and the WER."""
-    best, hypotheses = float("inf"), None
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        tokens = [search(batch) for batch in encoded.batches]
-        best = min(best, time.perf_counter() - start)
-        hypotheses = tokens
-    texts = [hypothesis_text(t, tgt_dict) for batch_tokens in hypotheses for t in batch_tokens]
-    references = [r for batch in encoded.batches for r in batch.references]
-    return best, word_errors(texts, references)
 
 
 def main():
@@ -92,18 +80,14 @@ def main():
     encoder_seconds = min(run.encoder_seconds for run in runs)
     batch_size = encoded.num_utterances / len(encoded.batches)
 
-    def greedy(batch):
-        return [t.cpu() for t in ctc_greedy_search(batch.log_probs, batch.lengths, blank).tokens]
-
     rows = []
-    seconds, errors = time_search(greedy, encoded, tgt_dict, args.device, args.repeats)
+    seconds, errors = search_split(greedy_search(blank), encoded, tgt_dict, args.device, args.repeats)
     rows.append({"decoder": "greedy", "beam": 1, "search_threads": args.threads, "search_seconds": seconds,
                  "errors": errors})
     for beam in args.beams:
         decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
                                    word_score=word_score, beam_threshold=args.beam_threshold)
-        seconds, errors = time_search(lambda b: [h[0]["tokens"] for h in decoder.decode(b.log_probs, b.lengths)],
-                                      encoded, tgt_dict, args.device, args.repeats)
+        seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict, args.device, args.repeats)
         rows.append({"decoder": "beam_lm", "beam": beam, "search_threads": 1, "search_seconds": seconds,
                      "errors": errors})
 

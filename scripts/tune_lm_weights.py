@@ -15,26 +15,20 @@ import argparse
 import itertools
 import json
 import os
-import time
 
 import torch
 from tqdm import tqdm
 
 from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
-from fairseq_kd.decoding.evaluation import encode_split, hypothesis_text, load_for_decoding
-from fairseq_kd.decoding.greedy import ctc_greedy_search
-from fairseq_kd.decoding.scoring import word_errors
+from fairseq_kd.decoding.evaluation import (
+    decoder_search,
+    encode_split,
+    greedy_search,
+    load_for_decoding,
+    search_split,
+)
 from fairseq_kd.io_utils import atomic_write
-
-
-def decode_split(decoder, encoded, tgt_dict):
-    hypotheses, references = [], []
-    for batch in encoded.batches:
-        for hypothesis in decoder.decode(batch.log_probs, batch.lengths):
-            hypotheses.append(hypothesis_text(hypothesis[0]["tokens"], tgt_dict))
-        references += batch.references
-    return word_errors(hypotheses, references)
 
 
 def main():
@@ -62,23 +56,16 @@ def main():
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
     encoded = encode_split(model, task, args.subset, args.max_tokens, None, "cpu")
 
-    greedy_hypotheses, references = [], []
-    for batch in encoded.batches:
-        greedy_hypotheses += [hypothesis_text(t, tgt_dict)
-                              for t in ctc_greedy_search(batch.log_probs, batch.lengths, blank).tokens]
-        references += batch.references
-    greedy = word_errors(greedy_hypotheses, references)
+    _, greedy = search_split(greedy_search(blank), encoded, tgt_dict)
 
     rows = []
     grid = list(itertools.product(args.lm_weights, args.word_scores))
     for lm_weight, word_score in tqdm(grid, desc="grid", disable=None):
         decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=args.beam, lm_weight=lm_weight,
                                    word_score=word_score, beam_threshold=args.beam_threshold)
-        start = time.perf_counter()
-        errors = decode_split(decoder, encoded, tgt_dict)
+        seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict)
         rows.append({"lm_weight": lm_weight, "word_score": word_score, "wer": round(errors.wer, 2),
-                     "errors": errors.errors, "words": errors.words,
-                     "search_seconds": round(time.perf_counter() - start, 3)})
+                     "errors": errors.errors, "words": errors.words, "search_seconds": round(seconds, 3)})
     best = min(rows, key=lambda row: row["wer"])  # min keeps the first of equal rows
 
     print(f"\n{args.subset}: {encoded.num_utterances} utterances, {greedy.words} words, beam {args.beam}; "

@@ -8,12 +8,15 @@ never needed) and the split is loaded with the checkpoint's saved task config.
 """
 import copy
 import time
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 from fairseq import checkpoint_utils, tasks, utils
 from fairseq.data.data_utils import post_process
 from omegaconf import open_dict
+
+from .greedy import ctc_greedy_search
+from .scoring import WordErrors, word_errors
 
 
 def load_for_decoding(checkpoint: str, data: Optional[str], subset: str, device: str):
@@ -98,3 +101,31 @@ def hypothesis_text(tokens: torch.Tensor, tgt_dict, post_process_symbol: str = "
 def reference_text(target: torch.Tensor, tgt_dict, post_process_symbol: str = "letter") -> str:
     """Words of a padded target row (fairseq-generate's ``T-`` line)."""
     return hypothesis_text(utils.strip_pad(target, tgt_dict.pad()), tgt_dict, post_process_symbol)
+
+
+Search = Callable[[EncodedBatch], List[torch.Tensor]]  # a batch -> the best hypothesis' label ids per utterance
+
+
+def greedy_search(blank: int) -> Search:
+    """Batched greedy decoding as a :data:`Search` (labels copied to the host)."""
+    return lambda batch: [t.cpu() for t in ctc_greedy_search(batch.log_probs, batch.lengths, blank).tokens]
+
+
+def decoder_search(decoder) -> Search:
+    """A :class:`~fairseq_kd.decoding.base.CtcDecoder` (e.g. beam search + LM) as a :data:`Search`: its best
+    hypothesis per utterance."""
+    return lambda batch: [nbest[0]["tokens"] for nbest in decoder.decode(batch.log_probs, batch.lengths)]
+
+
+def search_split(search: Search, encoded: EncodedSplit, tgt_dict, device: str = "cpu", repeats: int = 1,
+                 post_process_symbol: str = "letter") -> Tuple[float, WordErrors]:
+    """Search every batch of ``encoded``: the fastest of ``repeats`` runs in seconds (search only: the encoder
+    ran in :func:`encode_split`) and the word errors of the hypotheses against the references."""
+    best, hypotheses = float("inf"), None
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        hypotheses = [search(batch) for batch in encoded.batches]
+        best = min(best, time.perf_counter() - start)
+    texts = [hypothesis_text(t, tgt_dict, post_process_symbol) for batch_tokens in hypotheses for t in batch_tokens]
+    return best, word_errors(texts, [r for batch in encoded.batches for r in batch.references])
