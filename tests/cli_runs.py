@@ -30,10 +30,11 @@ def kd_train(config, corpus, sidecars, save_dir, *overrides):
                 "optimization.max_update=2", "common.log_interval=1", *ON_CPU, *TINY_KD_MODEL, *overrides]).stdout
 
 
-def generate(data, checkpoint, results, subset="test"):
-    """Greedy CTC decoding of ``subset`` with fairseq-generate; the text of its generate-SUBSET.txt."""
+def generate(data, checkpoint, results, subset="test", *options):
+    """Greedy CTC decoding of ``subset`` with fairseq-generate (plus ``options``); the text of its
+    generate-SUBSET.txt."""
     run(["fairseq-generate", data, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
          "--gen-subset", subset, "--results-path", results, "--scoring", "wer", "--post-process", "letter",
-         "--max-tokens", "320000", "--cpu"])
+         "--max-tokens", "320000", "--cpu", *options])
     with open(os.path.join(results, f"generate-{subset}.txt")) as f:
         return f.read()

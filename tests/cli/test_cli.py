@@ -1,4 +1,5 @@
 """The real CLIs on generated audio: fairseq-hydra-train / fairseq-train, resume, fairseq-generate."""
+import json
 import os
 import re
 
@@ -30,6 +31,19 @@ def test_generate_decodes_every_utterance_with_greedy_ctc(corpus, interctc_run, 
     ids = sorted(int(m) for m in re.findall(r"^H-(\d+)\t", out, flags=re.M))
     assert ids == list(range(13))  # all 13 test utterances, not a multiple of 8
     assert re.search(r"^Generate test with beam=\d+: WER: [\d.]+$", out, flags=re.M)
+
+
+def test_generate_writes_the_decoding_summary_with_fairseqs_wer(corpus, interctc_run, tmp_path):
+    save_dir, _ = interctc_run
+    summary_path = tmp_path / "decoding_summary.json"
+    out = generate(corpus, os.path.join(save_dir, "checkpoint_last.pt"), str(tmp_path), "test",
+                   "--decoding-summary", str(summary_path))
+    summary = json.loads(summary_path.read_text())
+    wer = float(re.search(r"^Generate test with beam=\d+: WER: ([\d.]+)$", out, flags=re.M)[1])
+    assert summary["utterances"] == 13 and [u["id"] for u in summary["per_utterance"]] == list(range(13))
+    assert summary["wer"] == pytest.approx(wer, abs=0.01) and summary["decode_seconds"] > 0
+    hypotheses = dict(re.findall(r"^D-(\d+)\t\S+\t(.*)$", out, flags=re.M))
+    assert all(hypotheses[str(u["id"])] == u["hypothesis"] for u in summary["per_utterance"])
 
 
 def test_resume_from_checkpoint_last(corpus, tmp_path):
