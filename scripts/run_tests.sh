@@ -6,7 +6,7 @@
 #
 #   bash scripts/run_tests.sh               set-up + ruff + pytest + smoke recipe (what CI runs)
 #   bash scripts/run_tests.sh -k greedy     set-up + ruff + pytest with these arguments only (no smoke recipe)
-#   bash scripts/run_tests.sh -m "not cli"  the unit tests only (about 30 s)
+#   bash scripts/run_tests.sh -m "not cli"  the unit tests only (about 40 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

@@ -2,7 +2,11 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.cli
 
 LOG = """[2026-12-02 03:58:59,863][valid][INFO] - epoch 001 | valid on 'valid' subset | loss 4.1 | wer 80.5 | raw_wer 80 | num_updates 500
 [2026-12-02 03:59:00,215][train][INFO] - epoch 001 | loss 5.014 | ups 2 | num_updates 500 | lr 0.002 | train_wall 4 | wall 250

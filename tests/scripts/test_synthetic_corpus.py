@@ -3,11 +3,14 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
-from conftest import ROOT, SENTENCES, run
 
+from conftest import ROOT, SENTENCES, run
 from fairseq_kd.data.manifest import read_manifest
 from fairseq_kd.data.text import normalize_transcript
+
+pytestmark = pytest.mark.cli
 
 
 def test_noisy_and_out_of_domain_test_splits(tmp_path):
@@ -21,8 +24,8 @@ def test_noisy_and_out_of_domain_test_splits(tmp_path):
     ood_text.write_text("\n".join(main_sentences[:20] + foreign + main_sentences[20:]) + "\n")
     run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_corpus.py"), "--text", SENTENCES,
          "--out", str(out), "--num-train", "2", "--num-valid", "1", "--num-test", "3", "--voices",
-         "espeak:en-us+m3,flite:kal16", "--max-words", "8", "--test-noise-snrs", "10,5", "--jobs", "1", "--ood-text", str(ood_text),
-         "--num-ood", "3"])
+         "espeak:en-us+m3,flite:kal16", "--max-words", "8", "--test-noise-snrs", "10,5", "--jobs", "1",
+         "--ood-text", str(ood_text), "--num-ood", "3"])
     test_root, test_entries = read_manifest(str(out / "test.tsv"))
     clean = [sf.read(os.path.join(test_root, path), dtype="float64")[0] for path, _, _ in test_entries]
     for snr in (10, 5):
