@@ -99,9 +99,10 @@ if ! have fairseq-fixed; then
   MAX_JOBS=2 "${PIP[@]}" --no-build-isolation --no-deps fairseq-fixed==0.12.3.1
 fi
 # Pinning torch==2.13.0 in every call keeps any requirement from pulling another torch.
+# editdistance: fairseq-generate's wer scorer; rapidfuzz: fairseq_kd's word errors; jiwer: its tests, significance.py
 REQS=(torch==2.13.0 hydra-core==1.3.2 omegaconf==2.3.0 bitarray cffi regex "sacrebleu>=1.4.12" tqdm
-      scikit-learn packaging tensorboardX transformers sentencepiece soundfile rapidfuzz kaldi-native-fbank
-      tokenizers flashlight-text kenlm pytest ruff matplotlib jiwer==4.0.0)
+      scikit-learn packaging tensorboardX transformers sentencepiece soundfile editdistance rapidfuzz
+      kaldi-native-fbank tokenizers flashlight-text kenlm pytest ruff matplotlib jiwer==4.0.0)
 if [ ! -f "$VENV/.fairseq_kd_reqs" ] || [ "$(cat "$VENV/.fairseq_kd_reqs")" != "${REQS[*]}" ]; then
   log "python requirements"
   "${PIP[@]}" "${REQS[@]}"
