@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from fairseq_kd.models.conformer_kd import AED_DECODER_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,8 @@ def test_summaries_and_fairseq_generate_outputs_give_the_same_rows(collect_resul
     (data / "test.tsv").write_text("/audio\na.wav\t16000\nb.wav\t32000\n")
     seed_dir = tmp_path / "exp" / "xs_ctc" / "seed1"
     seed_dir.mkdir(parents=True)
-    torch.save({"model": {"ctc_proj.weight": torch.zeros(3, 4), "aed_decoder.embed.weight": torch.zeros(9, 9)}},
-               seed_dir / "checkpoint_best.pt")
+    weights = {"ctc_proj.weight": torch.zeros(3, 4), f"{AED_DECODER_PREFIX}embed.weight": torch.zeros(9, 9)}
+    torch.save({"model": weights}, seed_dir / "checkpoint_best.pt")
     legacy = seed_dir / "decode" / "greedy" / "test"
     legacy.mkdir(parents=True)
     (legacy / "generate-test.txt").write_text("T-1\tA DOG RAN\nD-1\t-0.5\tA DOG\nT-0\tTHE HAT\nD-0\t-0.1\tTHE CAT\n")
