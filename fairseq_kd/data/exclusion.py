@@ -4,8 +4,9 @@ A line of training text must be *excluded* when it equals a dev/test transcript 
 ``contained_min_words`` words (word-aligned), after both went through
 :func:`fairseq_kd.data.text.normalize_transcript`. :class:`ExcludedSentences` finds them fast (an index of
 the sentences' first words) while text is filtered; :func:`remaining_excluded` is an independent brute-force
-check of a finished text. Used by ``scripts/build_lm.py``, ``scripts/finetune_teacher.py`` and the recipe's
-``scripts/check_excluded.py``.
+check of a finished text. :class:`TextExclusion` is the whole sequence (read, filter while normalising, check the
+result) for a text that trains something (the n-gram LM of ``scripts/build_lm.py``; teacher fine-tuning). Used by
+``scripts/build_lm.py``, ``scripts/finetune_teacher.py`` and the recipe's ``scripts/check_excluded.py``.
 """
 import os
 from collections import defaultdict
@@ -80,3 +81,29 @@ def remaining_excluded(lines: Sequence[str], sentences: Iterable[str],
     text = "\n".join(f" {line} " for line in lines)
     return sorted(s for s in sentences
                   if s in as_lines or (len(s.split()) >= contained_min_words and f" {s} " in text))
+
+
+class TextExclusion:
+    """The dev/test sentences of the transcript files ``paths`` that a training text must not contain: filtered out
+    while the text is normalised (:meth:`lines`), then looked for again, independently, in the finished text
+    (:meth:`check`)."""
+
+    def __init__(self, paths: Iterable[str], contained_min_words: int = CONTAINED_MIN_WORDS):
+        self.sentences = read_excluded(paths)  # normalised sentence -> file:line
+        self.contained_min_words = contained_min_words
+        self.matcher = ExcludedSentences(self.sentences, contained_min_words)
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def lines(self, raw_lines: Iterable[str], counts: dict) -> Iterator[str]:
+        """:func:`normalised_lines_without` the excluded sentences."""
+        return normalised_lines_without(raw_lines, self.matcher, counts)
+
+    def check(self, lines: Sequence[str], what: str) -> None:
+        """Raise :class:`~fairseq_kd.errors.DataError` if an excluded sentence is still in ``lines`` (``what``
+        names the text in the message)."""
+        remaining = remaining_excluded(lines, self.sentences, self.contained_min_words)
+        if remaining:
+            raise DataError(f"{len(remaining)} excluded sentences are still in {what}, e.g. {remaining[0]!r} "
+                            f"({self.sentences[remaining[0]]}); this is a bug of the exclusion filter")

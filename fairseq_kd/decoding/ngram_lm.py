@@ -23,13 +23,7 @@ from typing import List, NamedTuple, Sequence
 from fairseq.data import Dictionary
 from tqdm import tqdm
 
-from ..data.exclusion import (
-    CONTAINED_MIN_WORDS,
-    ExcludedSentences,
-    normalised_lines_without,
-    read_excluded,
-    remaining_excluded,
-)
+from ..data.exclusion import CONTAINED_MIN_WORDS, TextExclusion
 from ..errors import DataError, ToolError
 from ..io_utils import atomic_write, sha256_file
 from .lexicon import write_lexicon
@@ -92,8 +86,7 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
         raise DataError(f"--dict {dict_path} not found: pass the dict.ltr.txt the model was trained with")
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     units = Dictionary.load(dict_path).symbols
-    excluded = read_excluded(exclude)
-    matcher = ExcludedSentences(excluded, contained_min_words)
+    exclusion = TextExclusion(exclude, contained_min_words)
     os.makedirs(out_dir, exist_ok=True)
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build_lm.") as work:
@@ -101,16 +94,14 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
         counts = {"lm_lines": 0, "lm_words": 0}
         with open(text, encoding="utf-8") as src, open(text_tmp, "w", encoding="utf-8") as out:
             raw_lines = tqdm(src, desc="normalise + exclude", unit=" lines", disable=None)
-            for line in normalised_lines_without(raw_lines, matcher, counts):
+            for line in exclusion.lines(raw_lines, counts):
                 out.write(line + "\n")
                 counts["lm_lines"] += 1
                 counts["lm_words"] += len(line.split())
         if counts["lm_lines"] == 0:
             raise DataError(f"no LM text left from {text} after normalisation and exclusion")
         with open(text_tmp, encoding="utf-8") as f:
-            remaining = remaining_excluded(f.read().splitlines(), excluded, contained_min_words)
-        if remaining:
-            raise DataError(f"{len(remaining)} excluded sentences are still in the LM text, e.g. {remaining[:3]}")
+            exclusion.check(f.read().splitlines(), "the LM text")
 
         lmplz_cmd = [lmplz, "-o", str(order), "-S", memory, "-T", work]
         if prune:
@@ -129,7 +120,7 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
         "text": os.path.abspath(text), "text_sha256": sha256_file(text),
         "dict": os.path.abspath(dict_path), "dict_sha256": sha256_file(dict_path),
         "exclude": [{"path": os.path.abspath(p), "sha256": sha256_file(p)} for p in exclude],
-        "excluded_sentences": len(excluded), "contained_min_words": contained_min_words,
+        "excluded_sentences": len(exclusion), "contained_min_words": contained_min_words,
         **counts, "order": order, "prune": list(prune), "discount_fallback": discount_fallback,
         "lm_vocabulary": len(vocabulary), "lexicon_words": written, "words_not_spellable": skipped[:100],
         "lm_bin_sha256": sha256_file(os.path.join(out_dir, "lm.bin")),
