@@ -91,19 +91,18 @@ def word_error_categories(references: Sequence[str], hypotheses: Sequence[str], 
     """Word errors split by what language knowledge could fix, against a lexicon (e.g. the LM's words):
     ``non_word`` substitutions / insertions produce a word outside the lexicon (a misspelling), ``real_word``
     ones produce a lexicon word (a wrong word choice), plus ``deletions``; and the out-of-lexicon rate of the
-    references. Alignments from jiwer (minimum edit distance)."""
-    import jiwer
+    references. The alignment is the one every WER here is counted with (:mod:`fairseq_kd.decoding.scoring`)."""
+    from rapidfuzz.distance import Levenshtein
 
     lexicon = set(lexicon)
-    output = jiwer.process_words(list(references), list(hypotheses))
     counts = {"non_word": 0, "real_word": 0, "deletions": 0, "reference_words": 0, "reference_out_of_lexicon": 0}
-    for reference, hypothesis, chunks in zip(output.references, output.hypotheses, output.alignments):
+    for reference, hypothesis in zip(references, hypotheses):
+        reference, hypothesis = reference.split(), hypothesis.split()
         counts["reference_words"] += len(reference)
         counts["reference_out_of_lexicon"] += sum(word not in lexicon for word in reference)
-        for chunk in chunks:
-            if chunk.type == "delete":
-                counts["deletions"] += chunk.ref_end_idx - chunk.ref_start_idx
-            elif chunk.type in ("substitute", "insert"):
-                for word in hypothesis[chunk.hyp_start_idx:chunk.hyp_end_idx]:
-                    counts["real_word" if word in lexicon else "non_word"] += 1
+        for op in Levenshtein.editops(reference, hypothesis):
+            if op.tag == "delete":
+                counts["deletions"] += 1
+            else:  # replace / insert: the hypothesis word at op.dest_pos
+                counts["real_word" if hypothesis[op.dest_pos] in lexicon else "non_word"] += 1
     return counts

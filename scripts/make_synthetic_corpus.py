@@ -8,8 +8,8 @@ second test set ``test_unseen``; with --test-noise-snrs the test utterances are 
 (power ~ 1/f, generated, so derived from no utterance) at each given SNR, as ``test_noisy_<SNR>db`` (the
 analogue of a harder test set such as LibriSpeech's test-other); with --ood-text, --num-ood sentences of another
 source (e.g. ``scripts/extract_text.py --source fortunes``), none of them in --text, spoken by the same voices
-as ``test_ood`` (words outside the training text's lexicon: where a closed-lexicon LM must fail). Training utterances can be speed-perturbed
-(sox ``speed``: tempo and pitch) and mixed with white noise at a random SNR.
+as ``test_ood`` (words outside the training text's lexicon: where a closed-lexicon LM must fail). Training
+utterances can be speed-perturbed (sox ``speed``: tempo and pitch) and mixed with white noise at a random SNR.
 
 Output (--out):
   audio/{split}/{split}.trans.txt, audio/{split}/*.wav   LibriSpeech-style folders

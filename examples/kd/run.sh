@@ -312,7 +312,8 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
   local ckpt=$1 subset=$2 out=$3; shift 3
   mkdir -p "$out"
   fairseq-generate "$corpus" --user-dir fairseq_kd --task audio_kd --path "$ckpt" --gen-subset $subset \
-    --results-path "$out" --scoring wer --post-process letter --max-tokens 1600000 \
+    --results-path "$out" --decoding-summary "$out/decoding_summary.json" --scoring wer --post-process letter \
+    --max-tokens 1600000 \
     $([ "$device" = cpu ] && echo --cpu) "$@" > "$out/generate.log" 2>&1 || { tail -20 "$out/generate.log"; exit 1; }
   tail -1 "$out/generate-$subset.txt"
 }

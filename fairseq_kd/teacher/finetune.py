@@ -21,10 +21,11 @@ state and the cross-entropy stay float32).
 
 Held-out masked-token accuracy: every held-out sentence alone (``[CLS] s [SEP]``, the layout the sidecar
 extractor uses without context) with 15 % (:data:`EVAL_MASK_PROB`, whatever ``mask_prob`` is) of its positions
-(at least one, the same positions before and after training) replaced by ``[MASK]``; accuracy = share of those positions whose arg-max is the original
-token. ``accuracy_packed`` is the same on held-out sentences packed like the training examples. With
-``eval_every`` the accuracy is also measured every that many steps (always in float32) and kept as
-``curve`` (``[[step, accuracy], ...]``) in the facts, to show whether longer training would still pay.
+(at least one, the same positions before and after training) replaced by ``[MASK]``; accuracy = share of those
+positions whose arg-max is the original token. ``accuracy_packed`` is the same on held-out sentences packed
+like the training examples. With ``eval_every`` the accuracy is also measured every that many steps (always in
+float32) and kept as ``curve`` (``[[step, accuracy], ...]``) in the facts, to show whether longer training would
+still pay.
 
 Determinism and resume: the batch of step ``s`` (a slice of the seeded epoch permutations), its masks and its
 dropout are functions of ``(seed, s)``, so a run that resumes from the checkpoint in ``{out}.work/`` (saved
@@ -52,7 +53,7 @@ import transformers
 from tqdm import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, get_linear_schedule_with_warmup
 
-from ..data.exclusion import ExcludedSentences, normalised_lines_without, read_excluded, remaining_excluded
+from ..data.exclusion import TextExclusion
 from ..errors import DataError
 from ..io_utils import atomic_write, current_umask, read_json, sha256_file
 from .masked_lm import special_ids_of
@@ -115,11 +116,10 @@ def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:
     if not os.path.isfile(cfg.text):
         raise DataError(f"{cfg.text}: training text not found (one sentence per line, e.g. from "
                         f"scripts/extract_text.py)")
-    excluded = read_excluded(cfg.exclude)
-    matcher = ExcludedSentences(excluded, cfg.contained_min_words)
+    exclusion = TextExclusion(cfg.exclude, cfg.contained_min_words)
     counts = {}
     with open(cfg.text, encoding="utf-8") as f:
-        lines = list(normalised_lines_without(itertools.islice(f, cfg.max_lines or None), matcher, counts))
+        lines = list(exclusion.lines(itertools.islice(f, cfg.max_lines or None), counts))
     rng = np.random.default_rng(cfg.seed)
     num_blocks = math.ceil(len(lines) / HELDOUT_BLOCK)
     heldout_blocks = set(rng.permutation(num_blocks)[: round(cfg.heldout_fraction * num_blocks)].tolist())
@@ -129,11 +129,8 @@ def prepare_text(cfg: FinetuneConfig) -> Tuple[List[str], List[str], dict]:
     if not train or (cfg.heldout_fraction > 0 and not heldout):
         raise DataError(f"{cfg.text}: {len(train)} training and {len(heldout)} held-out lines left after "
                         f"normalisation and exclusion ({counts}); give more text or change --heldout-fraction")
-    remaining = remaining_excluded(train + heldout, excluded, cfg.contained_min_words)
-    if remaining:
-        raise DataError(f"{len(remaining)} excluded sentences are still in the teacher's text, e.g. "
-                        f"{remaining[0]!r} ({excluded[remaining[0]]}); this is a bug of the exclusion filter")
-    counts.update(train_lines=len(train), heldout_lines=len(heldout), excluded_sentences=len(excluded))
+    exclusion.check(train + heldout, "the teacher's text")
+    counts.update(train_lines=len(train), heldout_lines=len(heldout), excluded_sentences=len(exclusion))
     return train, heldout, counts
 
 

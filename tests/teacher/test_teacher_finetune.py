@@ -88,7 +88,9 @@ def test_excluded_sentences_are_removed_as_lines_and_inside_lines(text, encoder_
 
 def test_the_independent_check_fails_the_run_when_the_filter_misses_a_sentence(text, encoder_only, tmp_path,
                                                                               monkeypatch):
-    monkeypatch.setattr(ft.ExcludedSentences, "find", lambda self, line: None)
+    from fairseq_kd.data.exclusion import ExcludedSentences
+
+    monkeypatch.setattr(ExcludedSentences, "find", lambda self, line: None)
     with pytest.raises(DataError, match=r"4 excluded sentences are still in the teacher's text, e\.g\. .*test\.wrd:"):
         ft.prepare_text(config(text, encoder_only, tmp_path / "out"))
 
