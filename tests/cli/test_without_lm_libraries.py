@@ -6,6 +6,7 @@ import subprocess
 import textwrap
 
 import pytest
+
 from cli_runs import CONFIG_DIR, TINY_MODEL
 from conftest import BIN, USER_DIR
 
