@@ -27,6 +27,7 @@ import torch
 from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from fairseq_kd.decoding.evaluation import (
+    add_search_arguments,
     decoder_search,
     encode_split,
     greedy_search,
@@ -38,19 +39,12 @@ from fairseq_kd.io_utils import atomic_write
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--path", required=True, help="model checkpoint")
-    parser.add_argument("--data", help="data directory (default: the checkpoint's task.data)")
-    parser.add_argument("--subset", default="test")
-    parser.add_argument("--kenlm-model", required=True)
-    parser.add_argument("--lexicon", required=True)
+    add_search_arguments(parser, "test", "split to decode")
     parser.add_argument("--tuned", help="JSON from scripts/tune_lm_weights.py (lm_weight, word_score)")
     parser.add_argument("--lm-weight", type=float, help="overrides --tuned")
     parser.add_argument("--word-score", type=float, help="overrides --tuned")
     parser.add_argument("--beams", type=int, nargs="+", default=[10, 50, 100])
-    parser.add_argument("--beam-threshold", type=float, default=25.0)
-    parser.add_argument("--max-tokens", type=int, default=1_000_000, help="audio samples per batch")
     parser.add_argument("--batch-size", type=int, help="utterances per batch (at most)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of this many runs")
     parser.add_argument("--json", help="also write the table here (atomically)")

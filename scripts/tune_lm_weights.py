@@ -22,6 +22,7 @@ from tqdm import tqdm
 from fairseq_kd.decoding.base import ctc_blank_index
 from fairseq_kd.decoding.beam_lm import CtcBeamLmDecoder, KenLmLexicon
 from fairseq_kd.decoding.evaluation import (
+    add_search_arguments,
     decoder_search,
     encode_split,
     greedy_search,
@@ -33,17 +34,10 @@ from fairseq_kd.io_utils import atomic_write
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--path", required=True, help="model checkpoint")
-    parser.add_argument("--data", help="data directory (default: the checkpoint's task.data)")
-    parser.add_argument("--subset", default="valid", help="dev split to tune on")
-    parser.add_argument("--kenlm-model", required=True)
-    parser.add_argument("--lexicon", required=True)
+    add_search_arguments(parser, "valid", "dev split to tune on")
     parser.add_argument("--beam", type=int, default=50)
-    parser.add_argument("--beam-threshold", type=float, default=25.0)
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     parser.add_argument("--word-scores", type=float, nargs="+", default=[-1.0, 0.0, 1.0, 2.0, 3.0])
-    parser.add_argument("--max-tokens", type=int, default=1_000_000, help="audio samples per encoder batch")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--out", required=True, help="JSON with the best values and the table")
     args = parser.parse_args()
     if args.subset.startswith("test"):

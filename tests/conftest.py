@@ -23,6 +23,22 @@ SENTENCES = os.path.join(ROOT, "examples", "kd", "data", "web_sentences.txt")
 TEST_VOICES = "flite:kal16,espeak:en-us+m3"
 
 
+# Python source that makes the optional LM libraries (flashlight-text, kenlm) unimportable in its process (used
+# as a program's preamble and as a sitecustomize module by the tests of the install without the extra ``lm``)
+HIDE_LM_LIBRARIES = """
+import importlib.abc, sys
+
+class HideLmLibraries(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("flashlight", "kenlm"):
+            raise ImportError(f"No module named {name!r} (hidden by the test)")
+        return None
+
+sys.meta_path.insert(0, HideLmLibraries())
+print("LM libraries hidden", file=sys.stderr)
+"""
+
+
 def run(cmd, cwd=ROOT, check=True, timeout=600):
     """Run a CLI (first element resolved in the venv's bin/), return the CompletedProcess with merged output."""
     exe = os.path.join(BIN, cmd[0])

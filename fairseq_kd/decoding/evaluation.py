@@ -19,6 +19,19 @@ from .greedy import ctc_greedy_search
 from .scoring import WordErrors, word_errors
 
 
+def add_search_arguments(parser, default_subset: str, subset_help: str) -> None:
+    """The options of the offline decoding scripts (scripts/tune_lm_weights.py, scripts/benchmark_decoding.py):
+    the checkpoint, the split, the KenLM model and lexicon, the beam threshold, the batch size and threads."""
+    parser.add_argument("--path", required=True, help="model checkpoint")
+    parser.add_argument("--data", help="data directory (default: the checkpoint's task.data)")
+    parser.add_argument("--subset", default=default_subset, help=subset_help)
+    parser.add_argument("--kenlm-model", required=True, help="KenLM binary (scripts/build_lm.py)")
+    parser.add_argument("--lexicon", required=True, help="lexicon of the KenLM model (scripts/build_lm.py)")
+    parser.add_argument("--beam-threshold", type=float, default=25.0)
+    parser.add_argument("--max-tokens", type=int, default=1_000_000, help="audio samples per encoder batch")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+
+
 def load_for_decoding(checkpoint: str, data: Optional[str], subset: str, device: str):
     """``(model, task)`` with ``subset`` loaded, the model in eval mode on ``device``."""
     state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)

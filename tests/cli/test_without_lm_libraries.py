@@ -3,27 +3,14 @@
 fairseq-generate decodes greedily, and ``--ctc-decoder beam_lm`` stops with the install command."""
 import os
 import subprocess
-import textwrap
 
 import pytest
 
 from cli_runs import CONFIG_DIR, TINY_MODEL
-from conftest import BIN, USER_DIR
+from conftest import BIN, HIDE_LM_LIBRARIES, USER_DIR
 
 pytestmark = pytest.mark.cli
 
-BLOCKER = textwrap.dedent('''
-    import importlib.abc, sys
-
-    class BlockLmLibraries(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("flashlight", "kenlm"):
-                raise ImportError(f"No module named {name!r} (hidden by the test)")
-            return None
-
-    sys.meta_path.insert(0, BlockLmLibraries())
-    print("LM libraries hidden", file=sys.stderr)
-''')
 
 
 def run_hidden(cmd, env):
@@ -33,7 +20,7 @@ def run_hidden(cmd, env):
 
 def test_training_and_greedy_decoding_with_the_lm_libraries_hidden(corpus, tmp_path):
     (tmp_path / "hide").mkdir()
-    (tmp_path / "hide" / "sitecustomize.py").write_text(BLOCKER)
+    (tmp_path / "hide" / "sitecustomize.py").write_text(HIDE_LM_LIBRARIES)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "hide"), os.environ.get("PYTHONPATH", "")])}
     save_dir = tmp_path / "ckpt"
     train = run_hidden(["fairseq-hydra-train", "--config-dir", CONFIG_DIR, "--config-name", "xs_ctc",

@@ -6,18 +6,9 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
+from conftest import HIDE_LM_LIBRARIES, ROOT
 
-BLOCKED_RUN = textwrap.dedent('''
-    import importlib.abc, sys
-
-    class BlockLmLibraries(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("flashlight", "kenlm"):
-                raise ImportError(f"No module named {name!r} (blocked by the test)")
-            return None
-
-    sys.meta_path.insert(0, BlockLmLibraries())
+BLOCKED_RUN = HIDE_LM_LIBRARIES + textwrap.dedent('''
     import torch
     from fairseq.dataclass.configs import GenerationConfig
 
