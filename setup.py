@@ -17,7 +17,8 @@ setup(
         "transformers",
         "sentencepiece",
         "soundfile",
-        "rapidfuzz",
+        "rapidfuzz",  # word-error alignment (fairseq_kd/decoding/scoring.py)
+        "editdistance",  # fairseq-generate's wer scorer
         "kaldi-native-fbank",
     ],
     extras_require={"lm": ["flashlight-text", "kenlm"], "test": ["pytest", "tokenizers", "jiwer", "ruff"]},
