@@ -15,8 +15,9 @@ import os
 import re
 import statistics
 
-TRAIN_LINE = re.compile(r"\| wall (\d+(?:\.\d+)?)(?: |$)")
-NUM_UPDATES = re.compile(r"num_updates (\d+)")
+# fairseq simple log: epoch lines "| num_updates 500 | ... | wall 250", train_inner "num_updates=500, ... wall=250"
+TRAIN_LINE = re.compile(r"[|,] wall[ =](\d+(?:\.\d+)?)(?:[ ,]|$)")
+NUM_UPDATES = re.compile(r"num_updates[ =](\d+)")
 VALID_LINE = re.compile(r"valid on '[^']+' subset .*?\| wer ([\d.]+) .*?num_updates (\d+)")
 
 
