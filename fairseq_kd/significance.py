@@ -90,12 +90,14 @@ def paired_bootstrap(system_errors, baseline_errors, words, resamples: int = 100
 def word_error_categories(references: Sequence[str], hypotheses: Sequence[str], lexicon: Iterable[str]) -> dict:
     """Word errors split by what language knowledge could fix, against a lexicon (e.g. the LM's words):
     ``non_word`` substitutions / insertions produce a word outside the lexicon (a misspelling), ``real_word``
-    ones produce a lexicon word (a wrong word choice), plus ``deletions``; and the out-of-lexicon rate of the
+    ones produce a lexicon word (a wrong word choice), plus ``deletions``; the same split for substitutions
+    alone (``substitution_non_word`` / ``substitution_real_word``); and the out-of-lexicon count of the
     references. The alignment is the one every WER here is counted with (:mod:`fairseq_kd.decoding.scoring`)."""
     from rapidfuzz.distance import Levenshtein
 
     lexicon = set(lexicon)
-    counts = {"non_word": 0, "real_word": 0, "deletions": 0, "reference_words": 0, "reference_out_of_lexicon": 0}
+    counts = {"non_word": 0, "real_word": 0, "substitution_non_word": 0, "substitution_real_word": 0,
+              "deletions": 0, "reference_words": 0, "reference_out_of_lexicon": 0}
     for reference, hypothesis in zip(references, hypotheses):
         reference, hypothesis = reference.split(), hypothesis.split()
         counts["reference_words"] += len(reference)
@@ -103,6 +105,9 @@ def word_error_categories(references: Sequence[str], hypotheses: Sequence[str], 
         for op in Levenshtein.editops(reference, hypothesis):
             if op.tag == "delete":
                 counts["deletions"] += 1
-            else:  # replace / insert: the hypothesis word at op.dest_pos
-                counts["real_word" if hypothesis[op.dest_pos] in lexicon else "non_word"] += 1
+                continue
+            kind = "real_word" if hypothesis[op.dest_pos] in lexicon else "non_word"  # replace / insert
+            counts[kind] += 1
+            if op.tag == "replace":
+                counts[f"substitution_{kind}"] += 1
     return counts

@@ -61,6 +61,6 @@ def test_word_errors_are_split_into_misspellings_and_wrong_words():
     counts = word_error_categories(["THE CAT SAT ON THE MAT", "THE CAT"], ["THE KAT MAT ON MAT", "THE CAT SAT"],
                                    lexicon)
     # first: KAT (non-word) for CAT, MAT (real word) for SAT, THE deleted; second: SAT inserted (real word)
-    assert counts == {"non_word": 1, "real_word": 2, "deletions": 1, "reference_words": 8,
-                      "reference_out_of_lexicon": 0}
+    assert counts == {"non_word": 1, "real_word": 2, "substitution_non_word": 1, "substitution_real_word": 1,
+                      "deletions": 1, "reference_words": 8, "reference_out_of_lexicon": 0}
     assert word_error_categories(["ZEBRA ON"], ["ZEBRA ON"], lexicon)["reference_out_of_lexicon"] == 1
