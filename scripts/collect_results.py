@@ -12,9 +12,19 @@ checkpoint without the training-only attention decoder).
 
 Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
 seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
-with --stages the recipe's stage wall times (stage_times.md).
+with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
+``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py):
 
-  python scripts/collect_results.py --exp exp/cpu --data data/cpu/corpus --out exp/cpu/results
+* significance.csv and results.md's "Differences against BASELINE": per other system, method and subset, the
+  paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its 95 % bootstrap
+  interval over utterances and seeds, p-value and minimum detectable effect (fairseq_kd/significance.py);
+* with --lexicon (the LM's lexicon.txt): error_categories.csv and results.md's "Error categories": substituted
+  words that are non-words (misspellings) vs real words, and the out-of-lexicon rate of each subset's references;
+* with --per-utterance-dir DIR: DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding (id, reference words,
+  errors, sub, del, ins, hypothesis, reference).
+
+  python scripts/collect_results.py --exp exp/cpu --data data/cpu/corpus --out exp/cpu/results \
+      --lexicon exp/cpu/lm/lexicon.txt --per-utterance-dir exp/cpu/results/per_utterance
 """
 import argparse
 import csv
@@ -28,8 +38,19 @@ from collections import defaultdict
 import torch
 
 import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+from fairseq_kd.comparison import (
+    Decoding,
+    categories_markdown,
+    differences_markdown,
+    error_categories,
+    paired_differences,
+    read_lexicon_words,
+    reference_out_of_lexicon,
+    utterance_table,
+)
 from fairseq_kd.data.manifest import read_manifest
-from fairseq_kd.decoding.scoring import word_errors
+from fairseq_kd.decoding.scoring import edit_errors, word_errors
+from fairseq_kd.errors import DataError
 from fairseq_kd.io_utils import atomic_write, read_json
 from fairseq_kd.models.conformer_kd import inference_state_dict
 
@@ -38,7 +59,7 @@ SUMMARY_FILE = "decoding_summary.json"
 
 
 def read_generate(path):
-    """(references, hypotheses) in utterance-id order from fairseq-generate's T-/D- lines."""
+    """(ids, references, hypotheses) in utterance-id order from fairseq-generate's T-/D- lines."""
     refs, hyps = {}, {}
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -51,27 +72,35 @@ def read_generate(path):
     if refs.keys() != hyps.keys():
         raise SystemExit(f"{path}: references and hypotheses differ in utterances")
     ids = sorted(refs)
-    return [refs[i] for i in ids], [hyps[i] for i in ids]
+    return ids, [refs[i] for i in ids], [hyps[i] for i in ids]
 
 
 def read_decoding(decode_dir, subset):
-    """``{utterances, words, wer, sub, del, ins, decode_seconds}`` of one decoding, or None if it did not finish:
-    its decoding_summary.json, else fairseq-generate's generate-SUBSET.txt and generate.log."""
-    summary = read_json(os.path.join(decode_dir, SUMMARY_FILE), "decode again with fairseq-generate")
+    """``{utterances, words, wer, sub, del, ins, decode_seconds, per_utterance, source}`` of one decoding, or None
+    if it did not finish: its decoding_summary.json, else fairseq-generate's generate-SUBSET.txt and generate.log
+    (``per_utterance`` is missing from summaries written before it was recorded; ``source``: the file read)."""
+    path = os.path.join(decode_dir, SUMMARY_FILE)
+    summary = read_json(path, "decode again with fairseq-generate")
     if summary is not None:
-        return summary
+        return {**summary, "source": path}
     generate = os.path.join(decode_dir, f"generate-{subset}.txt")
     log = os.path.join(decode_dir, "generate.log")
     if not (os.path.isfile(generate) and os.path.isfile(log)):
         return None
-    refs, hyps = read_generate(generate)
+    ids, refs, hyps = read_generate(generate)
     with open(log, encoding="utf-8") as f:
         timer = TIMER.findall(f.read())
     if not timer:
         raise SystemExit(f"{log}: no 'Translated ... in X s' line: did fairseq-generate finish?")
     errors = word_errors(hyps, refs)
+    per_utterance = []
+    for utt_id, reference, hypothesis in zip(ids, refs, hyps):
+        e = edit_errors(reference.split(), hypothesis.split())
+        per_utterance.append({"id": utt_id, "reference": reference, "hypothesis": hypothesis, "words": e.words,
+                              "sub": e.substitutions, "del": e.deletions, "ins": e.insertions})
     return {"utterances": len(refs), "words": errors.words, "wer": errors.wer, "sub": errors.substitutions,
-            "del": errors.deletions, "ins": errors.insertions, "decode_seconds": float(timer[-1][1])}
+            "del": errors.deletions, "ins": errors.insertions, "decode_seconds": float(timer[-1][1]),
+            "per_utterance": per_utterance, "source": generate}
 
 
 def audio_seconds(data, subset, sample_rate=16000):
@@ -87,30 +116,109 @@ def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpo
     return cache[checkpoint]
 
 
-def collect(exp, data):
-    rows = []
+def read_decodings(exp):
+    """``[(seed directory, system, seed, method, subset, measured)]`` of every finished decoding under ``exp``."""
+    found = []
     for decode_dir in sorted(glob.glob(os.path.join(exp, "*", "seed*", "decode", "*", "*"))):
         method_dir, subset = os.path.split(decode_dir)
         seed_dir, method = os.path.dirname(os.path.dirname(method_dir)), os.path.basename(method_dir)
-        system = os.path.basename(os.path.dirname(seed_dir))
         measured = read_decoding(decode_dir, subset)
-        if measured is None:
-            continue
+        if measured is not None:
+            found.append((seed_dir, os.path.basename(os.path.dirname(seed_dir)),
+                          int(os.path.basename(seed_dir)[4:]), method, subset, measured))
+    if not found:
+        raise SystemExit(f"no decoding results under {exp}/*/seed*/decode/*/*")
+    return found
+
+
+def collect(exp, data, found=None):
+    """results.csv's rows (``found``: :func:`read_decodings` of ``exp``, read here when not given)."""
+    rows = []
+    for seed_dir, system, seed, method, subset, measured in found or read_decodings(exp):
         seconds, n_utts = audio_seconds(data, subset)
         if measured["utterances"] != n_utts:
-            raise SystemExit(f"{decode_dir}: {measured['utterances']} utterances decoded, {subset}.tsv has {n_utts}")
+            raise SystemExit(f"{measured['source']}: {measured['utterances']} utterances decoded, {subset}.tsv has "
+                             f"{n_utts}")
         decode_time = measured["decode_seconds"]
         rows.append({
-            "system": system, "seed": int(os.path.basename(seed_dir)[4:]), "method": method,
+            "system": system, "seed": seed, "method": method,
             "subset": subset, "utterances": n_utts, "words": measured["words"],
             "wer": measured["wer"], "sub": measured["sub"], "del": measured["del"],
             "ins": measured["ins"], "decode_s": decode_time, "audio_s": round(seconds, 2),
             "rtf": decode_time / seconds,
             "params_inference": inference_parameters(os.path.join(seed_dir, "checkpoint_best.pt")),
         })
-    if not rows:
-        raise SystemExit(f"no decoding results under {exp}/*/seed*/decode/*/*")
     return rows
+
+
+def system_order(systems_order):
+    """Sort key of systems: --systems order, then the others by name."""
+    order = {s: i for i, s in enumerate(systems_order)}
+    return lambda system: (order.get(system, len(order)), system)
+
+
+def decodings_in_order(found, systems_order, main_subset):
+    """fairseq_kd.comparison's Decoding of every decoding, by subset (main subset first), then system in table
+    order, method, seed: the order of the statistics' rows."""
+    by_system = system_order(systems_order)
+    decodings = [Decoding(system, seed, method, subset, measured["source"], measured.get("per_utterance"))
+                 for _, system, seed, method, subset, measured in found]
+    return sorted(decodings, key=lambda d: (d.subset != main_subset, d.subset, by_system(d.system),
+                                            method_order(d.method), d.seed))
+
+
+def choose_baseline(baseline, decodings, systems_order):
+    """--baseline, else xs_ctc if decoded, else the first decoded system in table order."""
+    systems = sorted({d.system for d in decodings}, key=system_order(systems_order))
+    if baseline is None:
+        return "xs_ctc" if "xs_ctc" in systems else systems[0]
+    if baseline not in systems:
+        raise SystemExit(f"--baseline {baseline}: no decoding of it (systems: {', '.join(systems)})")
+    return baseline
+
+
+def write_csv(path, rows, digits=None):
+    """``rows`` (dicts with the same keys) as CSV, atomically; floats rounded to ``digits`` when given."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows([{k: round(v, digits) if digits is not None and isinstance(v, float) else v
+                       for k, v in row.items()} for row in rows])
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
+def write_per_utterance(decodings, directory):
+    """DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding with per-utterance records; the paths written."""
+    written = []
+    for d in decodings:
+        if d.utterances is None:
+            print(f"no per-utterance errors in {d.source} (decoded before they were recorded): no table")
+            continue
+        path = os.path.join(directory, d.system, f"seed{d.seed}", d.method, f"{d.subset}.tsv")
+        with atomic_write(path) as f:
+            f.write(utterance_table(d.utterances))
+        written.append(path)
+    return written
+
+
+def statistics_sections(decodings, out, baseline, resamples, lexicon_path):
+    """significance.csv, error_categories.csv (with a lexicon) and their results.md sections."""
+    sections = []
+    differences = paired_differences(decodings, baseline, resamples=resamples)
+    if differences:
+        write_csv(os.path.join(out, "significance.csv"), differences, digits=4)
+        sections.append(differences_markdown(differences, baseline, resamples))
+    if lexicon_path:
+        lexicon = read_lexicon_words(lexicon_path)
+        categories = error_categories(decodings, lexicon)
+        if categories:
+            write_csv(os.path.join(out, "error_categories.csv"), categories, digits=4)
+            sections.append(categories_markdown(categories, reference_out_of_lexicon(decodings, lexicon),
+                                                lexicon_path))
+        else:
+            print("no decoding has per-utterance texts: no error categories")
+    return sections
 
 
 def method_order(method):
@@ -125,14 +233,10 @@ def spread(values, fmt="{:.1f}"):
     return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
 
 
-def write_outputs(rows, out, systems_order, main_subset):
+def write_outputs(rows, out, systems_order, main_subset, sections=()):
+    """results.csv, results.md (the table, then ``sections``) and wer_vs_time.png; returns results.md's text."""
     os.makedirs(out, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_write(os.path.join(out, "results.csv")) as f:
-        f.write(buffer.getvalue())
+    write_csv(os.path.join(out, "results.csv"), rows)
 
     groups = defaultdict(list)
     for r in rows:
@@ -166,10 +270,11 @@ def write_outputs(rows, out, systems_order, main_subset):
         if main:
             points.append((key[0], key[1], statistics.mean(r["decode_s"] for r in main),
                            statistics.mean(r["wer"] for r in main)))
+    text = "\n".join(["\n".join(lines) + "\n", *sections])
     with atomic_write(os.path.join(out, "results.md")) as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
     plot(points, os.path.join(out, "wer_vs_time.png"), main_subset)
-    return "\n".join(lines)
+    return text.rstrip("\n")
 
 
 def plot(points, path, subset):
@@ -226,8 +331,26 @@ def main():
                         help="row order of the table")
     parser.add_argument("--main-subset", default="test", help="subset of the timing columns and the plot")
     parser.add_argument("--stages", help="the recipe's stage markers directory: adds stage_times.md")
+    parser.add_argument("--baseline", help="system the others are compared with (default: xs_ctc if decoded, "
+                        "else the first system of --systems that was decoded)")
+    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples per comparison")
+    parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
+                        "categories (non-words vs real words) and the references' out-of-lexicon rate")
+    parser.add_argument("--per-utterance-dir", help="write DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding")
     args = parser.parse_args()
-    print(write_outputs(collect(args.exp, args.data), args.out, args.systems.split(","), args.main_subset))
+    systems_order = args.systems.split(",")
+    found = read_decodings(args.exp)
+    rows = collect(args.exp, args.data, found)
+    decodings = decodings_in_order(found, systems_order, args.main_subset)
+    if args.per_utterance_dir:
+        written = write_per_utterance(decodings, args.per_utterance_dir)
+        print(f"{len(written)} per-utterance tables under {args.per_utterance_dir}")
+    baseline = choose_baseline(args.baseline, decodings, systems_order)
+    try:
+        sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon)
+    except DataError as error:  # different utterances or references, a missing lexicon: named in the message
+        raise SystemExit(f"collect_results.py: {error}") from None
+    print(write_outputs(rows, args.out, systems_order, args.main_subset, sections))
     if args.stages:
         table = stage_times(args.stages)
         with atomic_write(os.path.join(args.out, "stage_times.md")) as f:

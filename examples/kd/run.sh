@@ -343,8 +343,10 @@ if run_stage 7 decode; then
 fi
 
 if run_stage 8 results; then
+  lexicon_option=() && [ -f "$exp/lm/lexicon.txt" ] && lexicon_option=(--lexicon "$exp/lm/lexicon.txt")
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
-    --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset
+    --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
+    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}"
   finish_stage 8 results
   log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"
 fi

@@ -1,8 +1,12 @@
 """scripts/collect_results.py reads each decoding's summary (fairseq-generate --decoding-summary) and counts the
-words of a decoding made without one the same way."""
+words of a decoding made without one the same way; on fake summary trees (two seeds, 30 utterances, a known
+injected difference): the paired differences against the baseline, the error categories, the per-utterance
+tables, and the error on different utterance sets."""
+import csv
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -42,3 +46,141 @@ def test_summaries_and_fairseq_generate_outputs_give_the_same_rows(collect_resul
     assert rows["greedy"]["wer"] == pytest.approx(40.0) and rows["greedy"]["rtf"] == pytest.approx(0.5 / 3)
     assert rows["beam4_lm"]["wer"] == 20.0 and rows["beam4_lm"]["decode_s"] == 1.5
     assert rows["greedy"]["params_inference"] == 12  # the attention decoder is not counted
+    found = {method: measured for _, _, _, method, _, measured in collect_results.read_decodings(str(tmp_path / "exp"))}
+    assert found["greedy"]["per_utterance"] == [  # per-utterance errors of the T-/D- lines too
+        {"id": 0, "reference": "THE HAT", "hypothesis": "THE CAT", "words": 2, "sub": 1, "del": 0, "ins": 0},
+        {"id": 1, "reference": "A DOG RAN", "hypothesis": "A DOG", "words": 3, "sub": 0, "del": 1, "ins": 0}]
+    assert found["greedy"]["source"] == str(legacy / "generate-test.txt") and "per_utterance" not in found["beam4_lm"]
+
+
+VOCABULARY = ["THE", "CAT", "SAT", "ON", "MAT", "DOG", "RAN", "HOME"]
+LEXICON = VOCABULARY[:-1] + ["BIRD"]  # HOME: the references' only out-of-lexicon word; BIRD: the real-word error
+UTTERANCES = 30
+
+
+def reference_words(utt_id):
+    return [VOCABULARY[(utt_id + i) % len(VOCABULARY)] for i in range(5 + utt_id % 7)]
+
+
+def baseline_errors(seed, utt_id):  # mostly the utterance's difficulty, a little the seed's
+    return utt_id % 4 + (utt_id % 10 == seed)
+
+
+def better_errors(seed, utt_id):  # the injected gain: one error less on every even utterance with errors
+    errors = baseline_errors(seed, utt_id)
+    return errors - 1 if errors and utt_id % 2 == 0 else errors
+
+
+def summary(errors_of, real_words, ids=range(UTTERANCES)):
+    """A decoding_summary.json whose hypotheses substitute the first errors_of(id) reference words by non-words
+    (lower case) or by a real word (BIRD, in no reference)."""
+    per_utterance = []
+    for utt_id in ids:
+        reference = reference_words(utt_id)
+        substituted = ["BIRD" if real_words else w.lower() for w in reference[: errors_of(utt_id)]]
+        per_utterance.append({"id": utt_id, "reference": " ".join(reference), "words": len(reference),
+                              "hypothesis": " ".join(substituted + reference[len(substituted):]),
+                              "sub": len(substituted), "del": 0, "ins": 0})
+    words = sum(u["words"] for u in per_utterance)
+    errors = sum(u["sub"] for u in per_utterance)
+    return {"utterances": len(per_utterance), "words": words, "errors": errors, "wer": 100 * errors / words,
+            "sub": errors, "del": 0, "ins": 0, "decode_seconds": 1.0, "per_utterance": per_utterance}
+
+
+def make_experiment(root, systems):
+    """root/data/test.tsv and root/exp/<system>/seed<N>/decode/greedy/test/decoding_summary.json for
+    systems = {system: {seed: summary}}."""
+    data = root / "data"
+    data.mkdir()
+    (data / "test.tsv").write_text("/audio\n" + "".join(f"u{i}.wav\t16000\n" for i in range(UTTERANCES)))
+    for system, seeds in systems.items():
+        for seed, content in seeds.items():
+            seed_dir = root / "exp" / system / f"seed{seed}"
+            (seed_dir / "decode" / "greedy" / "test").mkdir(parents=True)
+            torch.save({"model": {"w": torch.zeros(2, 2)}}, seed_dir / "checkpoint_best.pt")
+            (seed_dir / "decode" / "greedy" / "test" / "decoding_summary.json").write_text(json.dumps(content))
+    return data, root / "exp"
+
+
+def run_main(collect_results, monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["collect_results.py", *map(str, args)])
+    collect_results.main()
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return {(row["system"], row["method"], row["subset"]): row for row in csv.DictReader(f)}
+
+
+def test_paired_differences_error_categories_and_per_utterance_tables(collect_results, tmp_path, monkeypatch):
+    seeds = (1, 2)
+    data, exp = make_experiment(tmp_path, {
+        "xs_ctc": {s: summary(lambda u, s=s: baseline_errors(s, u), False) for s in seeds},
+        # seed 3 has no baseline counterpart: skipped
+        "xs_better": {s: summary(lambda u, s=s: better_errors(s, u), True) for s in (*seeds, 3)},
+        # the baseline's seeds swapped: the same mean WER
+        "xs_same": {s: summary(lambda u, s=s: baseline_errors(3 - s, u), False) for s in seeds},
+    })
+    (tmp_path / "lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in LEXICON))
+    out, per_utterance = tmp_path / "results", tmp_path / "per_utterance"
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems",
+             "xs_ctc,xs_better,xs_same", "--resamples", 2000, "--lexicon", tmp_path / "lexicon.txt",
+             "--per-utterance-dir", per_utterance)
+
+    words = sum(len(reference_words(u)) for u in range(UTTERANCES))
+    true_diff = 100 * sum(better_errors(s, u) - baseline_errors(s, u) for s in seeds
+                          for u in range(UTTERANCES)) / len(seeds) / words
+    assert true_diff == pytest.approx(-100 * (7 + 8) / 2 / words)  # even utterances with errors: 7 at seed 1, 8 at 2
+    rows = read_csv(out / "significance.csv")
+    better, same = rows["xs_better", "greedy", "test"], rows["xs_same", "greedy", "test"]
+    assert float(better["diff"]) == pytest.approx(true_diff, abs=1e-4)
+    assert float(better["ci_low"]) < true_diff < float(better["ci_high"]) < 0 and float(better["p_value"]) < 0.05
+    assert float(better["mde"]) > 0 and better["utterances"] == "30" and better["baseline"] == "xs_ctc"
+    assert better["seeds"] == "1,2" and better["skipped_seeds"] == "xs_better: 3"
+    assert float(same["diff"]) == 0 and float(same["ci_low"]) < 0 < float(same["ci_high"])
+    assert same["seeds"] == "1,2" and same["skipped_seeds"] == "" and float(same["p_value"]) > 0.5
+    markdown = (out / "results.md").read_text()
+    assert "## Differences against xs_ctc" in markdown
+    assert (f"| test | xs_better | greedy | {true_diff:+.2f} | [{float(better['ci_low']):+.2f}, "
+            f"{float(better['ci_high']):+.2f}] | {float(better['p_value']):.3f} | {float(better['mde']):.2f} | "
+            "1,2 (skipped xs_better: 3) |"
+            in markdown)
+    # the results table's rows alone start with the system (scripts/run_tests.sh counts them)
+    assert len([line for line in markdown.splitlines() if line.startswith("| xs_")]) == 3
+
+    categories = read_csv(out / "error_categories.csv")
+    baseline_subs = sum(baseline_errors(s, u) for s in seeds for u in range(UTTERANCES))
+    assert (categories["xs_ctc", "greedy", "test"]["substitution_non_word"],
+            categories["xs_ctc", "greedy", "test"]["substitution_real_word"]) == (str(baseline_subs), "0")
+    assert float(categories["xs_ctc", "greedy", "test"]["non_word_percent"]) == 100
+    better_subs = sum(better_errors(s, u) for s in (*seeds, 3) for u in range(UTTERANCES))
+    assert (categories["xs_better", "greedy", "test"]["substitution_real_word"],
+            categories["xs_better", "greedy", "test"]["deletions"]) == (str(better_subs), "0")
+    assert float(categories["xs_better", "greedy", "test"]["non_word_percent"]) == 0
+    home = sum(reference_words(u).count("HOME") for u in range(UTTERANCES))
+    oov = float(categories["xs_better", "greedy", "test"]["reference_out_of_lexicon_percent"])
+    assert home > 0 and oov == pytest.approx(100 * home / words, abs=1e-4)
+    assert f"| test | {UTTERANCES} | {words} | {home} | {100 * home / words:.2f} |" in markdown
+
+    tables = sorted(p.relative_to(per_utterance).as_posix() for p in per_utterance.rglob("*.tsv"))
+    assert tables == ["xs_better/seed1/greedy/test.tsv", "xs_better/seed2/greedy/test.tsv",
+                      "xs_better/seed3/greedy/test.tsv", "xs_ctc/seed1/greedy/test.tsv",
+                      "xs_ctc/seed2/greedy/test.tsv", "xs_same/seed1/greedy/test.tsv", "xs_same/seed2/greedy/test.tsv"]
+    lines = (per_utterance / "xs_ctc" / "seed1" / "greedy" / "test.tsv").read_text().splitlines()
+    assert len(lines) == UTTERANCES + 1 and lines[0].split("\t") == ["id", "words", "errors", "sub", "del", "ins",
+                                                                    "hypothesis", "reference"]
+    # utterance 1 at seed 1: 6 words, 1 % 4 + 1 = 2 errors, its first 2 words misspelled
+    assert lines[2].split("\t") == ["1", "6", "2", "2", "0", "0", "cat sat ON MAT DOG RAN", "CAT SAT ON MAT DOG RAN"]
+
+
+def test_different_utterance_sets_stop_with_both_files_named(collect_results, tmp_path, monkeypatch):
+    data, exp = make_experiment(tmp_path, {
+        "xs_ctc": {1: summary(lambda u: baseline_errors(1, u), False)},
+        "xs_better": {1: summary(lambda u: better_errors(1, u), False, ids=[*range(UTTERANCES - 1), 40])},
+    })
+    with pytest.raises(SystemExit, match=r"xs_better/seed1/decode/greedy/test/decoding_summary.json and .*"
+                                         r"xs_ctc/seed1/decode/greedy/test/decoding_summary.json decoded different "
+                                         r"utterances of 'test' .*only in the first: 1 \[40\], only in the second: "
+                                         r"1 \[29\]"):
+        run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "results")
+    assert not (tmp_path / "results" / "significance.csv").exists()
