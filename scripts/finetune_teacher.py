@@ -30,6 +30,15 @@ import torch
 
 from fairseq_kd.teacher.finetune import FACTS_FILE, FinetuneConfig, default_base, finetune
 
+AUTO_BOOL = {"auto": None, "true": True, "false": False}
+
+
+def auto_bool(text: str):
+    """``auto`` / ``true`` / ``false`` -> None / True / False (an Optional[bool] field)."""
+    if text not in AUTO_BOOL:
+        raise argparse.ArgumentTypeError(f"{text!r}: give auto, true or false")
+    return AUTO_BOOL[text]
+
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per FinetuneConfig field, with the field's help."""
@@ -45,6 +54,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         if typing.get_origin(kind) is typing.Union:  # Optional[x]
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
+            if kind is bool:  # Optional[bool]: auto (None) / true / false
+                parser.add_argument(option, type=auto_bool, default=None,
+                                    metavar="{auto,true,false}", help=help_text + " (default: auto)")
+                continue
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             parser.add_argument(option, type=kind, required=True, help=help_text)
         else:

@@ -16,7 +16,8 @@
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
 # (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (trainings at once, nj / N threads each),
-# --plan (print what the training stage has done and what remains, with a time estimate, and stop).
+# --plan (print what the training stage has done and what remains, with a time estimate, and stop),
+# --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
 # test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
 # --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
@@ -106,20 +107,20 @@ case "$preset" in
   demo)
     asr_text=examples/kd/data/web_sentences.txt   # the embedded 8000 sentences
     num_train=1500; num_valid=150; num_test=150; speed="1.0"; max_words=14
-    teacher_steps=80; teacher_options="--bf16"; max_update=1200; beams="50"
+    teacher_steps=80; teacher_options=""; max_update=1200; beams="50"
     lm_weights="0 0.5 1 2"; word_scores="-1 0 1"
     default_variants="xs_ctc xs_interctc_interaedkd" ;;
   cpu)
     asr_text=""                                    # the whole extracted text (stage 1)
     num_train=3000; num_valid=300; num_test=300; speed="0.9,1.0,1.1"; max_words=16
-    teacher_steps=2000; teacher_options="--bf16 --eval-every 250"; max_update=2500; beams="10 50 100"
+    teacher_steps=2000; teacher_options="--eval-every 250"; max_update=2500; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
   evidence)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
     asr_text=""
     num_train=6000; num_valid=300; num_test=500; speed="0.9,1.0,1.1"; max_words=16
     test_noise_snrs="10,5"; num_ood=400   # harder test conditions: pink noise at 10 / 5 dB, fortunes (another source)
-    teacher_steps=2000; teacher_options="--bf16 --eval-every 250"; max_update=7500; beams="50"
+    teacher_steps=2000; teacher_options="--eval-every 250"; max_update=7500; beams="50"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_seeds="1 2 3"
     # in priority order: with too little compute, seeds go to the first ones first
@@ -134,6 +135,7 @@ esac
 variants=${variants:-$default_variants}
 seeds=${seeds:-${default_seeds:-1}}
 max_update=${max_update_override:-$max_update}
+teacher_steps=${teacher_steps_override:-$teacher_steps}
 beams=${beams_override:-$beams}
 exp=$(realpath -m "${exp:-exp/$preset}")
 data=$exp/data
@@ -232,7 +234,7 @@ fi
 teacher=$exp/teacher
 if [ "$preset" = librispeech ] && [ "$teacher_steps" -eq 0 ]; then
   missing=$(python -c "import sys; from fairseq_kd.teacher.masked_lm import missing_weights; print(' '.join(missing_weights(sys.argv[1])))" "$teacher_dir")
-  if [ -z "$missing" ]; then teacher=$teacher_dir; else teacher_steps=2000; teacher_options="--bf16"; fi
+  if [ -z "$missing" ]; then teacher=$teacher_dir; else teacher_steps=2000; teacher_options=""; fi
 fi
 if run_stage 3 teacher; then
   if [ "$teacher" != "$exp/teacher" ]; then

@@ -24,9 +24,7 @@ Outputs of :meth:`CtcKdModel.forward` (tensors only; the criterion turns them in
     aed_logits         [(l, B x L x V_teacher)] for l in aed_layers, only when aed_prev_output_tokens is given
 """
 import dataclasses
-import functools
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
 
@@ -39,6 +37,7 @@ from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_mode
 from omegaconf import II, OmegaConf, open_dict
 
 from ..data.teacher_sidecar import TeacherSidecar
+from ..precision import use_bf16
 from .aed_decoder import SharedAttentionDecoder
 from .conformer import ConformerEncoder
 from .dropout import use_fast_dropout
@@ -89,12 +88,13 @@ class DistillationTapsConfig(FairseqDataclass):
         "help": "beyond the paper: every decoder input WordPiece is [MASK] (training and validation) and the "
                 "decoder's self-attention is not causal: it predicts the teacher from the audio and the "
                 "number of tokens only"})
-    autocast_bf16: bool = field(default=False, metadata={
+    autocast_bf16: Optional[bool] = field(default=False, metadata={
         "help": "run the model's forward pass (encoder, CTC projection, decoder; training and decoding) under "
                 "torch.autocast with bfloat16 on the input's device: matrix products and convolutions in "
                 "bfloat16, weights, optimizer state and every loss in float32. Pays on CPUs with AVX512-BF16 or "
-                "AMX and on GPUs since Ampere; use it instead of (not with) fairseq's common.fp16 / common.bf16, "
-                "which cast the weights (and whose master-weight optimizer needs CUDA)"})
+                "AMX and on GPUs since Ampere, and is several times slower on other CPUs; null (auto): on a CPU "
+                "with those instructions only, float32 elsewhere. Use it instead of (not with) fairseq's "
+                "common.fp16 / common.bf16, which cast the weights (and whose master-weight optimizer needs CUDA)"})
     aed_restrict_vocab: bool = field(default=False, metadata={
         "help": "give the decoder only the teacher ids that occur in the training sidecar ({train split}.kd: "
                 "WordPieces and top-k ids) plus the specials, instead of the whole teacher vocabulary: a "
@@ -120,17 +120,6 @@ class CtcKdConfig(DistillationTapsConfig):
                 "trained before December 2026 used 144)"})
     dropout: Optional[float] = field(default=None, metadata={"help": "dropout in every block (0.1)"})
     input_feat_dim: int = II("task.num_mel_bins")
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_has_bf16_instructions() -> bool:
-    """True when the CPU multiplies bfloat16 natively (the avx512_bf16 or amx_bf16 flag; Linux only)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((line for line in f if line.startswith("flags")), "").split())
-    except OSError:
-        return True  # unknown: no warning
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def add_missing_fields(cfg, config_class) -> None:
@@ -260,10 +249,8 @@ class CtcKdBaseModel(BaseFairseqModel):
 
     def autocast(self, device: torch.device):
         """The forward pass's precision context (``model.autocast_bf16``); gradients follow the forward's dtypes."""
-        if self.cfg.autocast_bf16 and device.type == "cpu" and not cpu_has_bf16_instructions():
-            warnings.warn("model.autocast_bf16=true on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated "
-                          "there and slower than float32; set model.autocast_bf16=false", RuntimeWarning)
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(self.cfg.autocast_bf16))
+        enabled = use_bf16(self.cfg.autocast_bf16, device.type, "model.autocast_bf16=true")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def forward(self, source: torch.Tensor, padding_mask: Optional[torch.Tensor] = None,
                 aed_prev_output_tokens: Optional[torch.Tensor] = None, **unused):

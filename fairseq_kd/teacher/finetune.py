@@ -16,8 +16,9 @@ neighbouring sentences (the ``context`` setting of the extractor). The BERT obje
 of the positions ``M`` of every sequence (at least one) are chosen; of those 80 % become ``[MASK]``, 10 % a
 random token, 10 % stay; the loss is ``-(1/|M|) sum_{u in M} log p(t_u | corrupted sequence)``. The MLM head
 (``V`` logits) runs at the chosen positions only. AdamW, linear warm-up then linear decay to 0, gradient
-norm clipped at 1. With ``bf16`` the forward pass runs under ``torch.autocast(bfloat16)`` (weights, optimizer
-state and the cross-entropy stay float32).
+norm clipped at 1. With ``bf16`` (by default on CPUs with AVX512-BF16 or AMX only, see fairseq_kd/precision.py)
+the forward pass runs under ``torch.autocast(bfloat16)`` (weights, optimizer state and the cross-entropy stay
+float32).
 
 Held-out masked-token accuracy: every held-out sentence alone (``[CLS] s [SEP]``, the layout the sidecar
 extractor uses without context) with 15 % (:data:`EVAL_MASK_PROB`, whatever ``mask_prob`` is) of its positions
@@ -56,6 +57,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM, g
 from ..data.exclusion import TextExclusion
 from ..errors import DataError
 from ..io_utils import atomic_write, current_umask, read_json, sha256_file
+from ..precision import use_bf16
 from .masked_lm import special_ids_of
 
 logger = logging.getLogger(__name__)
@@ -104,9 +106,9 @@ class FinetuneConfig:
     eval_every: int = field(default=0, metadata={
         "help": "steps between held-out accuracy evaluations recorded as the learning curve in finetune.json "
                 "(0: before and after training only)"})
-    bf16: bool = field(default=False, metadata={
-        "help": "forward pass under bfloat16 autocast (the loss in float32); about 2x faster on CPUs with "
-                "AVX512-BF16 or AMX, slower elsewhere"})
+    bf16: Optional[bool] = field(default=None, metadata={
+        "help": "forward pass under bfloat16 autocast (the loss in float32): about 2x faster on CPUs with "
+                "AVX512-BF16 or AMX, ~15x slower on CPUs without them (emulated); auto (None): on those CPUs only"})
 
 
 # ----------------------------------------------------------------------------------------------------------- text
@@ -323,13 +325,9 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         curve = [[0, before["accuracy"]]] if before else []
     if before:
         logger.info(f"held-out masked-token accuracy before: {100 * before['accuracy']:.2f} %")
-    if cfg.bf16:
-        from ..models.ctc_kd import cpu_has_bf16_instructions
-
-        if not cpu_has_bf16_instructions():
-            logger.warning("--bf16 on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated there and slower than "
-                           "float32; leave --bf16 out")
-    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
+    bf16 = use_bf16(cfg.bf16, "cpu", "--bf16 true")
+    logger.info(f"forward pass in {'bfloat16 (autocast)' if bf16 else 'float32'}")
+    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
     model.train()
     started = time.time() - elapsed
