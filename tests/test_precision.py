@@ -4,9 +4,9 @@ import warnings
 
 import pytest
 import torch
-from tiny_models import make_batch, make_model
 
 from fairseq_kd import precision
+from tiny_models import make_batch, make_model
 
 
 @pytest.mark.parametrize("native", [True, False])
