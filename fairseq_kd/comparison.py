@@ -20,6 +20,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .decoding.lexicon import read_lexicon_words  # noqa: F401  (re-exported for collect_results)
 from .errors import DataError
 from .significance import paired_bootstrap, word_error_categories
 
@@ -51,18 +52,6 @@ def utterance_table(utterances: Iterable[dict]) -> str:
         writer.writerow([u["id"], u["words"], u["sub"] + u["del"] + u["ins"], u["sub"], u["del"], u["ins"],
                          u.get("hypothesis", ""), u.get("reference", "")])
     return buffer.getvalue()
-
-
-def read_lexicon_words(path: str) -> set:
-    """The words of a lexicon file (first column: ``WORD W O R D |``, scripts/build_lm.py's lexicon.txt)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            words = {line.split()[0] for line in f if line.strip()}
-    except FileNotFoundError:
-        raise DataError(f"lexicon {path} not found: pass the LM's lexicon.txt (scripts/build_lm.py)") from None
-    if not words:
-        raise DataError(f"lexicon {path} is empty: build it again with scripts/build_lm.py")
-    return words
 
 
 def group_decodings(decodings: Iterable[Decoding]) -> Dict[Tuple[str, str, str], Dict[int, Decoding]]:

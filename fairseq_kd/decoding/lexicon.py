@@ -80,3 +80,15 @@ def read_lexicon(path: str, tgt_dict) -> Dict[str, List[List[int]]]:
     if not lexicon:
         raise DataError(f"lexicon {path} is empty: {BUILD_HINT}")
     return lexicon
+
+
+def read_lexicon_words(path: str) -> set:
+    """The words of a lexicon file (first column: ``WORD W O R D |``, scripts/build_lm.py's lexicon.txt)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            words = {line.split()[0] for line in f if line.strip()}
+    except FileNotFoundError:
+        raise DataError(f"lexicon {path} not found: pass the LM's lexicon.txt (scripts/build_lm.py)") from None
+    if not words:
+        raise DataError(f"lexicon {path} is empty: build it again with scripts/build_lm.py")
+    return words
