@@ -17,6 +17,9 @@ Ratios are against the first variant. --json keeps every figure.
 
   python scripts/benchmark_training.py --data exp/cpu/data/corpus --sidecars exp/cpu/data/corpus/teacher \\
       --variants xs_ctc,xs_interctc_interaedkd --updates 60 --profile-steps 20 --json docs/benchmarks/training.json
+  # the recipe's CPU setting (run.sh --parallel 2): two 1-thread trainings at once, audio-s/s summed
+  python scripts/benchmark_training.py --data exp/cpu/data/corpus --sidecars exp/cpu/data/corpus/teacher \\
+      --variants xs_ctc,xs_interctc_interaedkd --updates 100 --threads 2 --num-workers 1 --side-by-side 2
   # fairseq DDP on CPU: 2 gloo ranks (1 thread each) vs 1 rank accumulating the same 2 batches per update
   python scripts/benchmark_training.py --data data/synth --sidecars data/synth/teacher \\
       --variants xs_interctc_interaedkd --ranks 2
@@ -49,25 +52,30 @@ def common_overrides(variant, args, save_dir):
             "checkpoint.no_save=true", f"common.seed={args.seed}", *args.overrides]
 
 
-def measure(variant, args, save_dir):
-    """Train one variant with fairseq-hydra-train in a child process; return its figures."""
+def start_training(variant, args, save_dir, threads, master_port):
+    """Start one fairseq-hydra-train of ``variant`` in a child process (its output captured)."""
     train = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
     launcher, ddp = [train], []
     if args.ranks > 1:  # fairseq's DDP on CPU ranks through torchrun, as in README "Several GPUs or nodes"
         launcher = [os.path.join(os.path.dirname(sys.executable), "torchrun"), f"--nproc-per-node={args.ranks}",
-                    f"--master-port={args.master_port}", "--no-python", train]
+                    f"--master-port={master_port}", "--no-python", train]
         ddp = cpu_ddp_overrides(args.ranks)
     cmd = [*launcher, "--config-dir", os.path.join(ROOT, "examples", "kd"), "--config-name", variant,
            f"dataset.num_workers={args.num_workers}", *ddp, *common_overrides(variant, args, save_dir)]
     code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "sys.stdout.write(p.stdout + p.stderr); "
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
-    proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // args.ranks))})
+    return subprocess.Popen([sys.executable, "-c", code, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": str(max(1, threads // args.ranks))})
+
+
+def training_figures(variant, proc, args):
+    """Wait for a training started by start_training; its figures from fairseq's log."""
+    stdout, _ = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{proc.stdout[-4000:]}")
+        raise SystemExit(f"{variant} failed:\n{stdout[-4000:]}")
     updates = {}
-    for match in LOG_LINE.finditer(proc.stdout):
+    for match in LOG_LINE.finditer(stdout):
         fields = dict(FIELD.findall(match.group(0)))
         stamp = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
         updates[int(float(fields["num_updates"]))] = (stamp, float(fields.get("apb", 0)), float(fields["bsz"]))
@@ -78,8 +86,24 @@ def measure(variant, args, save_dir):
             "audio_seconds_per_second": sum(t[1] for t in timed) / seconds,
             "utterances_per_second": sum(t[2] for t in timed) / seconds,
             "audio_seconds_per_update": sum(t[1] for t in timed) / len(timed),
-            "peak_rss_mib": int(re.search(r"MAXRSS_KB (\d+)", proc.stdout).group(1)) / 1024,
-            "parameters": int(PARAMS.search(proc.stdout).group(1).replace(",", ""))}
+            "peak_rss_mib": int(re.search(r"MAXRSS_KB (\d+)", stdout).group(1)) / 1024,
+            "parameters": int(PARAMS.search(stdout).group(1).replace(",", ""))}
+
+
+def measure(variant, args, save_dir):
+    """Train ``variant`` for --updates updates; with --side-by-side N, N identical trainings at once (same
+    seed and batches, --threads split between them, as run.sh --parallel N trains N systems): throughputs are
+    summed, seconds per update averaged, peak memory summed."""
+    n = args.side_by_side
+    procs = [start_training(variant, args, f"{save_dir}_{i}", args.threads // n, args.master_port + i)
+             for i in range(n)]
+    runs = [training_figures(variant, proc, args) for proc in procs]
+    if n == 1:
+        return runs[0]
+    total = {key: sum(r[key] for r in runs) for key in
+             ("audio_seconds_per_second", "utterances_per_second", "peak_rss_mib")}
+    mean = {key: sum(r[key] for r in runs) / n for key in ("seconds_per_update", "audio_seconds_per_update")}
+    return {**runs[0], **mean, **total, "side_by_side": runs}
 
 
 def profile(variant, args, save_dir):
@@ -122,6 +146,9 @@ def main():
                         help="CPU ranks (torchrun + gloo, fairseq's legacy_ddp); --threads are split between them, "
                              "and each rank takes its own batch, so 2 ranks do the work of update_freq=[2]")
     parser.add_argument("--master-port", type=int, default=29741, help="torchrun rendezvous port (--ranks > 1)")
+    parser.add_argument("--side-by-side", type=int, default=1,
+                        help="identical trainings of each variant run at once (--threads split between them), as "
+                             "run.sh --parallel N trains N systems: audio-s/s and utt/s are their sums")
     parser.add_argument("--profile-steps", type=int, default=0,
                         help="also profile this many updates in process (FLOPs, matmul peak, per-part times)")
     parser.add_argument("--flop-batches", type=int, default=5, help="batches the FLOPs per audio second average")
@@ -130,6 +157,9 @@ def main():
     args = parser.parse_args()
     if args.updates <= args.warmup:
         raise SystemExit("--updates must exceed --warmup")
+    if args.side_by_side < 1 or args.threads < args.side_by_side * args.ranks:
+        raise SystemExit(f"--side-by-side {args.side_by_side} x --ranks {args.ranks} needs at least as many --threads "
+                         f"(got {args.threads})")
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +181,8 @@ def main():
 
     base = next(iter(results.values()))
     print(f"\nTraining throughput, fairseq-hydra-train, {args.updates - args.warmup} timed updates after "
-          f"{args.warmup}, {args.threads} threads, {args.ranks} rank(s), dataset.num_workers={args.num_workers}, "
+          f"{args.warmup}, {args.threads} threads, {args.side_by_side} training(s) at once (figures summed), "
+          f"{args.ranks} rank(s), dataset.num_workers={args.num_workers}, "
           f"data {args.data}, overrides {' '.join(args.overrides) or 'none'}")
     print("| variant | trained parameters | s / update | audio s / update | audio-s / s | utt / s | "
           "speed ratio | peak RSS (MiB) |")

@@ -15,7 +15,8 @@
 #
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
-# (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (trainings at once, nj / N threads each;
+# (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
+# once, nj / N threads each;
 # default 2 on CPU presets, 1 for librispeech),
 # --plan (print what the training stage has done and what remains, with a time estimate, and stop),
 # --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's).
@@ -93,7 +94,7 @@ while [ $# -gt 0 ]; do
     --lm-text) lm_text=$2; shift 2 ;;
     --config-prefix) config_prefix=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
-    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
 done
@@ -287,6 +288,19 @@ if run_stage 5 lm; then
   finish_stage 5 lm
 fi
 
+for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED for every seed and variant, --parallel at once,
+  # nj / parallel threads each; the first failure stops the recipe
+  local running=0 seed v
+  for seed in $seeds; do
+    for v in $variants; do
+      if [ $running -ge $parallel ]; then wait -n || exit 1; running=$((running - 1)); fi
+      OMP_NUM_THREADS=$(( nj / parallel > 0 ? nj / parallel : 1 )) "$1" $v $seed &
+      running=$((running + 1))
+    done
+  done
+  while [ $running -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
+}
+
 if run_stage 6 train; then
   device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || true)
   train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
@@ -294,7 +308,7 @@ if run_stage 6 train; then
     [ -f "$exp/$v/seed$seed.train.done" ] && { log "$v seed $seed: trained before, skipped"; return 0; }
     log "training $v seed $seed"
     mkdir -p "$exp/$v"
-    OMP_NUM_THREADS=$(( nj / parallel > 0 ? nj / parallel : 1 )) fairseq-hydra-train --config-dir examples/kd \
+    fairseq-hydra-train --config-dir examples/kd \
       --config-name $v task.data="$corpus" task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" \
       common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
       $device_overrides ${max_update:+optimization.max_update=$max_update} \
@@ -302,15 +316,7 @@ if run_stage 6 train; then
     touch "$exp/$v/seed$seed.train.done"
     log "$v seed $seed: $(grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1 | grep -oE '\| wer [0-9.]+' || true)"
   }
-  running=0  # --parallel trainings at once, nj / parallel threads each
-  for seed in $seeds; do
-    for v in $variants; do
-      if [ $running -ge $parallel ]; then wait -n || exit 1; running=$((running - 1)); fi
-      train_one $v $seed &
-      running=$((running + 1))
-    done
-  done
-  while [ $running -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
+  for_each_system train_one
   finish_stage 6 train
 fi
 
@@ -321,30 +327,29 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
     --results-path "$out" --decoding-summary "$out/decoding_summary.json" --scoring wer --post-process letter \
     --max-tokens 1600000 \
     $([ "$device" = cpu ] && echo --cpu) "$@" > "$out/generate.log" 2>&1 || { tail -20 "$out/generate.log"; exit 1; }
-  tail -1 "$out/generate-$subset.txt"
+  log "${out#"$exp"/}: $(tail -1 "$out/generate-$subset.txt")"
 }
 
 if run_stage 7 decode; then
-  for seed in $seeds; do
-    for v in $variants; do
-      dir=$exp/$v/seed$seed
-      for subset in $valid_splits $test_splits; do
-        generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
-      done
-      for pair in $tune_pairs; do
-        subset=${pair%%:*}; dev=${pair#*:}
-        [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
-          --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
-          --beam 50 --lm-weights $lm_weights --word-scores $word_scores --out "$dir/lm_tuned_$dev.json"
-        read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
-        for beam in $beams; do
-          generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \
-            --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam $beam \
-            --lm-weight $lm_weight --word-score $word_score
-        done
+  decode_one() {  # decode_one SYSTEM SEED: greedy on every split; LM weights tuned on dev, then beam + LM
+    local v=$1 seed=$2 dir=$exp/$1/seed$2 subset pair dev beam lm_weight word_score
+    for subset in $valid_splits $test_splits; do
+      generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
+    done
+    for pair in $tune_pairs; do
+      subset=${pair%%:*}; dev=${pair#*:}
+      [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
+        --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
+        --beam 50 --lm-weights $lm_weights --word-scores $word_scores --out "$dir/lm_tuned_$dev.json"
+      read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
+      for beam in $beams; do
+        generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \
+          --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam $beam \
+          --lm-weight $lm_weight --word-score $word_score
       done
     done
-  done
+  }
+  for_each_system decode_one
   finish_stage 7 decode
 fi
 

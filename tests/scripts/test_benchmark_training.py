@@ -29,3 +29,22 @@ def test_benchmark_reports_audio_throughput_flops_and_a_complete_profile(corpus,
     kd_parts = results["xs_interctc_interaedkd"]["profile"]["parts"]
     assert kd_parts.get("attention decoder forward", 0) > 0 and kd_parts.get("attention decoder backward", 0) > 0
     assert "attention decoder forward" not in results["xs_ctc"]["profile"]["parts"]
+
+
+def test_side_by_side_trainings_sum_their_throughput(corpus, tmp_path):
+    """--side-by-side 2 measures what run.sh --parallel 2 does: two 1-thread trainings at once, summed."""
+    out = tmp_path / "bench.json"
+    run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_training.py"), "--data", corpus,
+         "--variants", "xs_ctc", "--updates", "5", "--warmup", "1", "--threads", "2", "--side-by-side", "2",
+         "--json", str(out), "model.encoder_layers=6"])
+    r = json.loads(out.read_text())["results"]["xs_ctc"]
+    runs = r["side_by_side"]
+    assert len(runs) == 2 and all(run_["audio_seconds_per_second"] > 0 for run_ in runs)
+    assert r["audio_seconds_per_second"] == pytest.approx(sum(run_["audio_seconds_per_second"] for run_ in runs))
+    assert r["seconds_per_update"] == pytest.approx(sum(run_["seconds_per_update"] for run_ in runs) / 2)
+
+
+def test_side_by_side_needs_a_thread_per_training(corpus, tmp_path):
+    proc = run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_training.py"), "--data", corpus,
+                "--variants", "xs_ctc", "--threads", "1", "--side-by-side", "2"], check=False)
+    assert proc.returncode != 0 and "--side-by-side 2" in proc.stdout
