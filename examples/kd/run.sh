@@ -16,8 +16,8 @@
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
 # (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
-# once, nj / N threads each;
-# default 2 on CPU presets, 1 for librispeech),
+# once, nj / N threads each; default 2 on CPU presets, 1 for librispeech; the decoding times in the results then
+# include that sharing: --stage 7 --parallel 1 times each decoding alone),
 # --plan (print what the training stage has done and what remains, with a time estimate, and stop),
 # --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
