@@ -4,7 +4,7 @@
 # runtimes) stage by stage like an ESPnet/icefall run.sh, on a speech corpus built offline or on LibriSpeech.
 #
 #   bash examples/kd/run.sh --preset smoke            # every stage in small (~5 min; run by scripts/run_tests.sh)
-#   bash examples/kd/run.sh --preset demo             # 26 min on 2 CPU cores: 2 systems, small corpus
+#   bash examples/kd/run.sh --preset demo             # 19 min on 2 CPU cores: 2 systems, small corpus
 #   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~3 h on 2 cores (RESULTS.md)
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
