@@ -97,7 +97,12 @@ def measure(variant, args, save_dir):
     n = args.side_by_side
     procs = [start_training(variant, args, f"{save_dir}_{i}", args.threads // n, args.master_port + i)
              for i in range(n)]
-    runs = [training_figures(variant, proc, args) for proc in procs]
+    try:
+        runs = [training_figures(variant, proc, args) for proc in procs]
+    finally:  # one failed: stop the others
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     if n == 1:
         return runs[0]
     total = {key: sum(r[key] for r in runs) for key in
