@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""What a recipe's training stage has done and what remains, with an estimate of the time left.
+"""What a recipe's training and decoding stages have done and what remains, with an estimate of the time left.
 
-For every system and seed (--variants x --seeds) under --exp, from ``<exp>/<system>/seed<N>.train.log`` (the
-log run.sh's stage 6 writes; fairseq resumes an interrupted training from checkpoint_last.pt): updates done of
---max-update, seconds per update (fairseq's cumulative ``wall`` over ``num_updates``), the best valid WER and
-whether it still improved in the last 3 validations. The time left assumes --parallel trainings at once at the
-median measured seconds per update (or --default-seconds-per-update before any training has logged).
+For every run (--runs, SYSTEM:SEED in run.sh's work order) under --exp, from ``<exp>/<system>/seed<N>.train.log``
+(the log run.sh's stage 6 writes; fairseq resumes an interrupted training from checkpoint_last.pt): updates done
+of --max-update, seconds per update (fairseq's cumulative ``wall`` over ``num_updates``), the best valid WER,
+whether it still improved in the last 3 validations, and whether stage 7 has decoded it
+(``seed<N>.decode.done``). The time left assumes --parallel trainings at once at the median measured seconds per
+update (or --default-seconds-per-update before any training has logged).
 
-  python scripts/recipe_plan.py --exp exp/evidence --variants "xs_ctc xs_interctc" --seeds "1 2 3" \\
+  python scripts/recipe_plan.py --exp exp/evidence --runs "xs_ctc:1 xs_interctc:1 xs_ctc:2" \\
       --max-update 7500 --parallel 2
 """
 import argparse
@@ -44,8 +45,7 @@ def training_state(log_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", required=True)
-    parser.add_argument("--variants", required=True, help="space-separated config names, in priority order")
-    parser.add_argument("--seeds", required=True, help="space-separated seeds")
+    parser.add_argument("--runs", required=True, help="space-separated SYSTEM:SEED (config name, seed) in work order")
     parser.add_argument("--max-update", type=int, required=True)
     parser.add_argument("--parallel", type=int, default=1, help="trainings run at once")
     parser.add_argument("--default-seconds-per-update", type=float, default=0.6,
@@ -53,20 +53,25 @@ def main():
     args = parser.parse_args()
 
     rows, speeds, remaining_updates = [], [], 0
-    for seed in args.seeds.split():
-        for variant in args.variants.split():
-            log = os.path.join(args.exp, variant, f"seed{seed}.train.log")
-            updates, seconds, valid, finished = training_state(log)
-            done = finished or updates >= args.max_update
-            if seconds:
-                speeds.append(seconds)
-            remaining_updates += 0 if done else args.max_update - updates
-            best = min(valid, key=lambda v: v[1]) if valid else None
-            improving = bool(valid) and best in valid[-3:] and len(valid) >= 3
-            status = "done" if done else ("running or interrupted" if updates else "to do")
-            rows.append(f"| {variant} | {seed} | {status} | {updates} / {args.max_update} | "
-                        f"{f'{seconds:.2f}' if seconds else ''} | {f'{best[1]:.2f} @ {best[0]}' if best else ''} | "
-                        f"{'yes' if improving else ('no' if len(valid) >= 3 else '')} |")
+    for run in args.runs.split():
+        variant, _, seed = run.rpartition(":")
+        if not variant or not seed.isdigit():
+            parser.error(f"--runs: {run!r} is not SYSTEM:SEED")
+        prefix = os.path.join(args.exp, variant, f"seed{seed}")
+        updates, seconds, valid, finished = training_state(prefix + ".train.log")
+        done = finished or updates >= args.max_update
+        if seconds:
+            speeds.append(seconds)
+        remaining_updates += 0 if done else args.max_update - updates
+        best = min(valid, key=lambda v: v[1]) if valid else None
+        improving = bool(valid) and best in valid[-3:] and len(valid) >= 3
+        if done:
+            status = "trained, decoded" if os.path.isfile(prefix + ".decode.done") else "trained"
+        else:
+            status = "running or interrupted" if updates else "to do"
+        rows.append(f"| {variant} | {seed} | {status} | {updates} / {args.max_update} | "
+                    f"{f'{seconds:.2f}' if seconds else ''} | {f'{best[1]:.2f} @ {best[0]}' if best else ''} | "
+                    f"{'yes' if improving else ('no' if len(valid) >= 3 else '')} |")
     print("| system | seed | status | updates | s/update | best valid WER @ update | improved in the last 3 "
           "validations |\n|---|---|---|---:|---:|---:|---|")
     print("\n".join(rows))

@@ -10,6 +10,7 @@
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
 #   bash examples/kd/run.sh --preset evidence --parallel 2   # 6 systems x 3 seeds, 7500 updates, CIs (days)
 #   bash examples/kd/run.sh --preset evidence --plan         # what is done, what remains, time left
+#   bash examples/kd/run.sh --preset evidence --stage 7      # decode what has trained so far, then the tables
 #   bash examples/kd/run.sh --preset librispeech --librispeech-dir /data/LibriSpeech \
 #       --teacher-dir /models/bert-base-uncased --lm-text /data/librispeech-lm-norm.txt --exp exp/ls100
 #
@@ -30,8 +31,12 @@
 # Before stage 1 the recipe runs scripts/setup_env.sh, which installs what is missing (apt packages, .venv,
 # KenLM tools) and stops with one message listing anything it could not install.
 #
-# Stages (each leaves a .done marker in $exp/stages; rerunning skips finished stages, and fairseq resumes an
-# interrupted training from checkpoint_last.pt):
+# Stages 1-5 leave a .done marker in $exp/stages and a rerun skips them. Stages 6-8 always run: each system
+# and seed leaves its own markers ($exp/<system>/seed<N>.train.done, .decode.done), so a rerun (with more
+# --seeds or --variants too) trains and decodes only what is missing, fairseq resumes an interrupted training
+# from checkpoint_last.pt, and stage 7 decodes the trainings finished so far (the others are named and left).
+# Work order: every seed of the first systems of the preset (evidence: the 4 priority systems, CTC, InterCTC,
+# interCTC-interAED-KD, masked), then every seed of the rest; within a group seed 1 of each, then seed 2, ...
 #   1 text      World English Bible sentences (public domain) for the LM and the teacher (LibriSpeech: --lm-text)
 #   2 speech    TTS corpus: train / valid / test with seen voices, test_unseen with voices never trained on
 #               (LibriSpeech: manifests and letter labels of the train subsets and every dev/test subset)
@@ -61,6 +66,7 @@ num_ood=0
 variants=""
 max_update_override=""
 teacher_options=""
+priority_systems=0   # the first N systems get all their seeds before the rest start (0: all systems together)
 nj=$(nproc)
 exp=""
 device=""
@@ -126,7 +132,8 @@ case "$preset" in
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_seeds="1 2 3"
     # in priority order: with too little compute, seeds go to the first ones first
-    default_variants="xs_ctc xs_interctc xs_interctc_interaedkd xs_interctc_interaedkd_masked xs_interaedkd xs_interctc_interaedkd_beta0" ;;
+    default_variants="xs_ctc xs_interctc xs_interctc_interaedkd xs_interctc_interaedkd_masked xs_interaedkd xs_interctc_interaedkd_beta0"
+    priority_systems=4 ;;
   librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
     config_prefix=${config_prefix:-100h_}
     teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
@@ -188,15 +195,26 @@ valid_list=$(echo $valid_splits | tr ' ' ',')
 mkdir -p "$stages"
 
 log() { echo "[run.sh $(date '+%H:%M:%S')] $*"; }
-if $plan; then  # what stage 6 has done and what remains, then stop
+work_order() {  # "SYSTEM SEED" per line: every seed of the first $priority_systems systems, then of the others
+  local groups=() all=($variants) seed v
+  if [ "$priority_systems" -gt 0 ] && [ "$priority_systems" -lt ${#all[@]} ]; then
+    groups=("${all[*]:0:$priority_systems}" "${all[*]:$priority_systems}")
+  else
+    groups=("${all[*]}")
+  fi
+  for group in "${groups[@]}"; do
+    for seed in $seeds; do for v in $group; do echo "$v $seed"; done; done
+  done
+}
+if $plan; then  # what stages 6-7 have done and what remains, then stop
   for s in "$stages"/*.done; do [ -e "$s" ] && log "done: $(basename "$s" .done)"; done
-  .venv/bin/python scripts/recipe_plan.py --exp "$exp" --variants "$variants" --seeds "$seeds" \
+  .venv/bin/python scripts/recipe_plan.py --exp "$exp" --runs "$(work_order | tr ' ' ':' | tr '\n' ' ')" \
     --max-update "${max_update:-0}" --parallel $parallel
   exit 0
 fi
-run_stage() {  # run_stage N NAME: true when stage N is selected and not done yet
+run_stage() {  # run_stage N NAME: true when stage N is selected and, for stages 1-5, not done yet
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
-  if [ -f "$stages/$1.$2.done" ]; then log "stage $1 ($2): done before, skipped"; return 1; fi
+  if [ "$1" -le 5 ] && [ -f "$stages/$1.$2.done" ]; then log "stage $1 ($2): done before, skipped"; return 1; fi
   log "stage $1 ($2)"; date +%s > "$stages/$1.$2.start"
 }
 finish_stage() { touch "$stages/$1.$2.done"; log "stage $1 ($2) finished in $(( $(date +%s) - $(cat "$stages/$1.$2.start") )) s"; }
@@ -288,16 +306,14 @@ if run_stage 5 lm; then
   finish_stage 5 lm
 fi
 
-for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED for every seed and variant, --parallel at once,
-  # nj / parallel threads each; the first failure stops the recipe
+for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED in work order, --parallel at once, nj / parallel
+  # threads each; the first failure stops the recipe
   local running=0 seed v
-  for seed in $seeds; do
-    for v in $variants; do
-      if [ $running -ge $parallel ]; then wait -n || exit 1; running=$((running - 1)); fi
-      OMP_NUM_THREADS=$(( nj / parallel > 0 ? nj / parallel : 1 )) "$1" $v $seed &
-      running=$((running + 1))
-    done
-  done
+  while read -r v seed; do
+    if [ $running -ge $parallel ]; then wait -n || exit 1; running=$((running - 1)); fi
+    OMP_NUM_THREADS=$(( nj / parallel > 0 ? nj / parallel : 1 )) "$1" $v $seed &
+    running=$((running + 1))
+  done < <(work_order)
   while [ $running -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
 }
 
@@ -333,6 +349,8 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
 if run_stage 7 decode; then
   decode_one() {  # decode_one SYSTEM SEED: greedy on every split; LM weights tuned on dev, then beam + LM
     local v=$1 seed=$2 dir=$exp/$1/seed$2 subset pair dev beam lm_weight word_score
+    [ -f "$dir.decode.done" ] && { log "$v seed $seed: decoded before, skipped"; return 0; }
+    [ -f "$dir.train.done" ] || { log "$v seed $seed: not trained yet ($dir.train.done missing), not decoded"; return 0; }
     for subset in $valid_splits $test_splits; do
       generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
     done
@@ -348,6 +366,7 @@ if run_stage 7 decode; then
           --lm-weight $lm_weight --word-score $word_score
       done
     done
+    touch "$dir.decode.done"
   }
   for_each_system decode_one
   finish_stage 7 decode

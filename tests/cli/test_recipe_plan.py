@@ -1,6 +1,8 @@
-"""run.sh --plan: what the training stage has done and what remains (scripts/recipe_plan.py)."""
+"""run.sh --plan: what the training and decoding stages have done and what remains (scripts/recipe_plan.py), in
+the recipe's work order; stage 7 run before every training has finished."""
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -29,5 +31,38 @@ def test_plan_reports_progress_speed_best_wer_and_time_left(tmp_path):
     assert len(rows) == 12  # 6 systems x 2 seeds
     assert rows[0] == "| xs_ctc | 1 | running or interrupted | 1525 / 7500 | 0.60 | 60.00 @ 1500 | yes |"
     assert rows[1].startswith("| xs_interctc | 1 | to do | 0 / 7500 |")
+    # work order: every seed of the 4 priority systems, then every seed of the other 2
+    order = [tuple(row.split(" | ")[:2]) for row in rows]
+    priority = ["| xs_ctc", "| xs_interctc", "| xs_interctc_interaedkd", "| xs_interctc_interaedkd_masked"]
+    others = ["| xs_interaedkd", "| xs_interctc_interaedkd_beta0"]
+    assert order == [(s, seed) for group in (priority, others) for seed in "12" for s in group]
     left = 5975 + 11 * 7500
     assert f"{left} updates left: ~{left * 0.6 / 2 / 3600:.1f} h at 0.60 s/update with 2 training(s)" in proc.stdout
+
+
+def test_plan_marks_decoded_runs(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "xs_ctc").mkdir(parents=True)
+    (exp / "xs_ctc" / "seed1.train.log").write_text(LOG.replace("wall=915", "wall=915\ndone training"))
+    (exp / "xs_ctc" / "seed1.decode.done").touch()
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "recipe_plan.py"), "--exp", str(exp),
+                           "--runs", "xs_ctc:1 xs_ctc:2", "--max-update", "7500"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    assert "| xs_ctc | 1 | trained, decoded | 1525 / 7500 |" in proc.stdout
+    assert "| xs_ctc | 2 | to do | 0 / 7500 |" in proc.stdout
+    assert "7500 updates left" in proc.stdout
+
+
+def test_decode_stage_before_the_trainings_finish_names_what_it_leaves(tmp_path):
+    """Stage 7 while stage 6 still runs (or after an interrupted one): trained runs are decoded, the others are
+    named and left for a later rerun, and nothing fails."""
+    exp = tmp_path / "exp"
+    proc = subprocess.run(["bash", os.path.join(ROOT, "examples", "kd", "run.sh"), "--preset", "smoke",
+                           "--stage", "7", "--stop-stage", "7", "--exp", str(exp), "--seeds", "1 2"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    for system in ("xs_ctc", "xs_interctc_interaedkd"):
+        for seed in (1, 2):
+            assert f"{system} seed {seed}: not trained yet" in proc.stdout, proc.stdout
+    assert "stage 7 (decode) finished" in proc.stdout
