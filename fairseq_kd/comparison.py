@@ -1,5 +1,6 @@
 """Decodings compared utterance by utterance (scripts/collect_results.py): each decoding's per-utterance errors as
-a table, paired WER differences against a baseline system (:func:`fairseq_kd.significance.paired_bootstrap`
+a table, each system's WER with its bootstrap interval (:func:`fairseq_kd.significance.wer_interval`), paired WER
+differences against a baseline system (:func:`fairseq_kd.significance.paired_bootstrap`
 over utterances and seeds) and substituted words split into misspellings and wrong words against a lexicon
 (:func:`fairseq_kd.significance.word_error_categories`).
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .decoding.lexicon import read_lexicon_words  # noqa: F401  (re-exported for collect_results)
 from .errors import DataError
-from .significance import paired_bootstrap, word_error_categories
+from .significance import paired_bootstrap, wer_interval, word_error_categories
 
 UTTERANCE_COLUMNS = ("id", "words", "errors", "sub", "del", "ins", "hypothesis", "reference")
 DECODE_AGAIN = "decode again with fairseq-generate --decoding-summary"
@@ -99,6 +100,20 @@ def paired_errors(system_runs: Sequence[Decoding], baseline_runs: Sequence[Decod
             rows.append([_errors(records[i]) for i in ids])
         matrices.append(np.array(rows, dtype=np.float64))
     return matrices[0], matrices[1], np.array([words[i] for i in ids], dtype=np.float64)
+
+
+def wer_intervals(decodings: Sequence[Decoding], resamples: int = 10000,
+                  seed: int = 0) -> Dict[Tuple[str, str, str], Tuple[float, float, float, int]]:
+    """``{(system, method, subset): (WER, 95 % low, 95 % high, seeds)}`` over utterances and seeds, for every
+    group whose decodings all have per-utterance records (the others are left out)."""
+    intervals = {}
+    for key, runs in group_decodings(decodings).items():
+        ordered = [runs[s] for s in sorted(runs)]
+        if any(run.utterances is None for run in ordered):
+            continue
+        errors, _, words = paired_errors(ordered, ordered)
+        intervals[key] = (*wer_interval(errors, words, resamples=resamples, seed=seed), len(ordered))
+    return intervals
 
 
 def paired_differences(decodings: Sequence[Decoding], baseline: str, resamples: int = 10000,

@@ -12,13 +12,16 @@ each system on its own, S seeds with replacement (seed-to-seed variation of trai
 ``delta* = WER*(system) - WER*(baseline)``. The 95 % interval is the 2.5th-97.5th percentile of ``delta*``;
 ``p`` is the two-sided share of replicates on the other side of 0 (``2 min(P(delta* <= 0), P(delta* >= 0))``).
 
+The interval of one system's WER (:func:`wer_interval`, the error bars of the recipe's plot) resamples the same
+way, utterances and seeds, without a partner.
+
 Minimum detectable effect (two-sided test at ``alpha`` = 0.05 with power 0.8), in WER points:
 ``MDE = (z_{1 - alpha/2} + z_{0.8}) * SE(delta*) = 2.80 * SE``, with ``SE`` the standard deviation of the
 replicates: an effect smaller than that would usually be missed by an experiment of this many utterances and
 seeds.
 """
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,28 +58,46 @@ def corpus_wer(errors, words) -> float:
     return float(100.0 * _as_errors(errors, len(words)).sum(axis=1).mean() / words.sum())
 
 
-def paired_bootstrap(system_errors, baseline_errors, words, resamples: int = 10000, seed: int = 0,
-                     chunk: int = 1000) -> PairedDifference:
-    """Paired bootstrap of ``WER(system) - WER(baseline)`` over utterances and seeds (module doc)."""
-    words = np.asarray(words, dtype=np.float64)
+def _bootstrap_wers(systems: Sequence[np.ndarray], words: np.ndarray, resamples: int, seed: int,
+                    chunk: int = 1000) -> np.ndarray:
+    """``resamples x len(systems)`` bootstrap WERs (%): each replicate draws the utterances once for all systems
+    (the pairing) and each system's seeds on their own (module doc)."""
     num_utterances = len(words)
-    system, baseline = _as_errors(system_errors, num_utterances), _as_errors(baseline_errors, num_utterances)
     if num_utterances < 2 or words.sum() <= 0:
         raise ValueError("need at least 2 utterances with reference words")
     rng = np.random.default_rng(seed)
-    deltas = []
+    replicates = []
     for start in range(0, resamples, chunk):
         n = min(chunk, resamples - start)
         utterance_weights = rng.multinomial(num_utterances, np.full(num_utterances, 1 / num_utterances), size=n)
         resampled_words = utterance_weights @ words  # n
         wers = []
-        for errors in (system, baseline):
+        for errors in systems:
             seeds = errors.shape[0]
             seed_weights = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=n)  # n x S
             per_seed = (utterance_weights @ errors.T) / resampled_words[:, None]  # n x S
             wers.append(100.0 * (per_seed * seed_weights).sum(axis=1) / seeds)
-        deltas.append(wers[0] - wers[1])
-    deltas = np.concatenate(deltas)
+        replicates.append(np.stack(wers, axis=1))
+    return np.concatenate(replicates)
+
+
+def wer_interval(errors, words, resamples: int = 10000, seed: int = 0) -> Tuple[float, float, float]:
+    """``(WER, low, high)``: one system's WER (mean over seeds, %) and its 95 % bootstrap interval over utterances
+    and seeds (errors: S x U or U)."""
+    words = np.asarray(words, dtype=np.float64)
+    errors = _as_errors(errors, len(words))
+    low, high = np.percentile(_bootstrap_wers([errors], words, resamples, seed)[:, 0], [2.5, 97.5])
+    return corpus_wer(errors, words), float(low), float(high)
+
+
+def paired_bootstrap(system_errors, baseline_errors, words, resamples: int = 10000, seed: int = 0
+                     ) -> PairedDifference:
+    """Paired bootstrap of ``WER(system) - WER(baseline)`` over utterances and seeds (module doc)."""
+    words = np.asarray(words, dtype=np.float64)
+    num_utterances = len(words)
+    system, baseline = _as_errors(system_errors, num_utterances), _as_errors(baseline_errors, num_utterances)
+    wers = _bootstrap_wers([system, baseline], words, resamples, seed)
+    deltas = wers[:, 0] - wers[:, 1]
     system_wer, baseline_wer = corpus_wer(system, words), corpus_wer(baseline, words)
     low, high = np.percentile(deltas, [2.5, 97.5])
     p_value = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0)))

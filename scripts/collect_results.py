@@ -15,6 +15,8 @@ seeds, one row per system and method), wer_vs_time.png (one point per system and
 with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
 ``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py):
 
+* wer_intervals.csv, results.md's "95 % CI" column (main subset) and the plot's error bars: each system's and
+  method's WER with its 95 % bootstrap interval over utterances and seeds (fairseq_kd/significance.py);
 * significance.csv and results.md's "Differences against BASELINE": per other system, method and subset, the
   paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its 95 % bootstrap
   interval over utterances and seeds, p-value and minimum detectable effect (fairseq_kd/significance.py);
@@ -47,6 +49,7 @@ from fairseq_kd.comparison import (
     read_lexicon_words,
     reference_out_of_lexicon,
     utterance_table,
+    wer_intervals,
 )
 from fairseq_kd.data.manifest import read_manifest
 from fairseq_kd.decoding.scoring import edit_errors, word_errors
@@ -233,8 +236,18 @@ def spread(values, fmt="{:.1f}"):
     return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
 
 
-def write_outputs(rows, out, systems_order, main_subset, sections=()):
-    """results.csv, results.md (the table, then ``sections``) and wer_vs_time.png; returns results.md's text."""
+def write_intervals(intervals, out):
+    """wer_intervals.csv from :func:`fairseq_kd.comparison.wer_intervals`' result."""
+    rows = [{"system": system, "method": method, "subset": subset, "seeds": seeds, "wer": wer, "ci_low": low,
+             "ci_high": high} for (system, method, subset), (wer, low, high, seeds) in intervals.items()]
+    if rows:
+        write_csv(os.path.join(out, "wer_intervals.csv"), rows, digits=4)
+
+
+def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=None):
+    """results.csv, results.md (the table, then ``sections``) and wer_vs_time.png; returns results.md's text.
+    ``intervals``: {(system, method, subset): (WER, low, high, seeds)}, the 95 % CI column and error bars."""
+    intervals = intervals or {}
     os.makedirs(out, exist_ok=True)
     write_csv(os.path.join(out, "results.csv"), rows)
 
@@ -245,8 +258,8 @@ def write_outputs(rows, out, systems_order, main_subset, sections=()):
     order = {s: i for i, s in enumerate(systems_order)}
     keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), method_order(k[1])))
     lines = ["| system | decoding | seeds | " + " | ".join(f"WER {s} (S/D/I)" for s in subsets)
-             + f" | decode time {main_subset} (s) | x greedy | RTF | params at inference |",
-             "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|---:|"]
+             + f" | 95 % CI {main_subset} | decode time {main_subset} (s) | x greedy | RTF | params at inference |",
+             "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|---:|---:|"]
     points = []
     for key in keys:
         group = groups[key]
@@ -265,11 +278,14 @@ def write_outputs(rows, out, systems_order, main_subset, sections=()):
         greedy = [r["decode_s"] for r in groups.get((key[0], "greedy"), []) if r["subset"] == main_subset]
         ratio_cell = f"{statistics.mean(r['decode_s'] for r in main) / statistics.mean(greedy):.2f}" \
             if main and greedy else ""
+        interval = intervals.get((key[0], key[1], main_subset))
+        ci_cell = f"[{interval[1]:.1f}, {interval[2]:.1f}]" if interval else ""
         lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
-                     + f" | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
+                     + f" | {ci_cell} | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
         if main:
-            points.append((key[0], key[1], statistics.mean(r["decode_s"] for r in main),
-                           statistics.mean(r["wer"] for r in main)))
+            seconds = [r["decode_s"] for r in main]
+            points.append((key[0], key[1], statistics.mean(seconds), statistics.mean(r["wer"] for r in main),
+                           interval[1:3] if interval else None, (min(seconds), max(seconds))))
     text = "\n".join(["\n".join(lines) + "\n", *sections])
     with atomic_write(os.path.join(out, "results.md")) as f:
         f.write(text)
@@ -278,7 +294,8 @@ def write_outputs(rows, out, systems_order, main_subset, sections=()):
 
 
 def plot(points, path, subset):
-    """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes)."""
+    """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes); vertical
+    bars the WER's 95 % bootstrap interval over utterances and seeds, horizontal bars the seeds' range of times."""
     import logging
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import set the root logger to DEBUG
@@ -288,18 +305,21 @@ def plot(points, path, subset):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    systems = list(dict.fromkeys(system for system, _, _, _ in points))
-    methods = sorted({method for _, method, _, _ in points}, key=method_order)
+    systems = list(dict.fromkeys(point[0] for point in points))
+    methods = sorted({point[1] for point in points}, key=method_order)
     colours = {system: plt.get_cmap("tab10")(i % 10) for i, system in enumerate(systems)}
     markers = {method: "os^Dvp*hX"[i % 9] for i, method in enumerate(methods)}
     fig, ax = plt.subplots(figsize=(8, 5))
-    for system, method, seconds, wer in points:
-        ax.scatter(seconds, wer, s=45, color=colours[system], marker=markers[method])
+    for system, method, seconds, wer, interval, time_range in points:
+        ax.scatter(seconds, wer, s=45, color=colours[system], marker=markers[method], zorder=3)
+        yerr = [[wer - interval[0]], [interval[1] - wer]] if interval else None
+        xerr = [[seconds - time_range[0]], [time_range[1] - seconds]]
+        ax.errorbar(seconds, wer, yerr=yerr, xerr=xerr, fmt="none", ecolor=colours[system], alpha=0.6, lw=1)
     handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in systems]
     handles += [Line2D([], [], color="grey", marker=markers[m], linestyle="", label=m) for m in methods]
     ax.legend(handles=handles, fontsize=8, loc="center right")
     ax.set_xlabel(f"decoding time on {subset} (s, fairseq-generate: model forward + search)")
-    ax.set_ylabel(f"WER on {subset} (%)")
+    ax.set_ylabel(f"WER on {subset} (%, bars: 95 % CI over utterances and seeds)")
     ax.set_title("Greedy CTC vs CTC beam search + n-gram LM shallow fusion")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -347,10 +367,13 @@ def main():
         print(f"{len(written)} per-utterance tables under {args.per_utterance_dir}")
     baseline = choose_baseline(args.baseline, decodings, systems_order)
     try:
+        intervals = wer_intervals(decodings, resamples=args.resamples)
         sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon)
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
-    print(write_outputs(rows, args.out, systems_order, args.main_subset, sections))
+    os.makedirs(args.out, exist_ok=True)
+    write_intervals(intervals, args.out)
+    print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals))
     if args.stages:
         table = stage_times(args.stages)
         with atomic_write(os.path.join(args.out, "stage_times.md")) as f:

@@ -1,8 +1,9 @@
-"""Paired bootstrap over utterances and seeds, minimum detectable effect, word error categories."""
+"""Paired bootstrap over utterances and seeds, one system's WER interval, minimum detectable effect, word error
+categories."""
 import numpy as np
 import pytest
 
-from fairseq_kd.significance import corpus_wer, paired_bootstrap, word_error_categories
+from fairseq_kd.significance import corpus_wer, paired_bootstrap, wer_interval, word_error_categories
 
 
 def synthetic(num_utterances=400, seed=0):
@@ -49,6 +50,19 @@ def test_seed_variation_widens_the_interval():
     assert paired_bootstrap(seeds, baseline, words).minimum_detectable_effect > \
         paired_bootstrap(one_seed, baseline, words).minimum_detectable_effect
     assert paired_bootstrap(seeds, baseline, words).system_seeds == 3
+
+
+def test_one_systems_interval_covers_its_wer_with_the_binomial_width_and_widens_with_seed_variation():
+    rng, words, difficulty = synthetic(num_utterances=2000)
+    errors = rng.binomial(words, 0.3)
+    wer, low, high = wer_interval(errors, words, resamples=4000)
+    assert wer == pytest.approx(corpus_wer(errors, words)) and low < wer < high
+    # WER = sum_u e_u / sum_u w_u, a ratio: linearised, its standard error is sqrt(U) sd(e_u - WER w_u) / W
+    r = errors - wer / 100 * words
+    standard_error = 100 * np.sqrt(len(r)) * r.std(ddof=1) / words.sum()
+    assert (high - low) / (2 * 1.96) == pytest.approx(standard_error, rel=0.1)
+    seeds = np.stack([rng.binomial(words, p) for p in (0.25, 0.3, 0.35)])
+    assert np.diff(wer_interval(seeds, words, resamples=4000)[1:])[0] > high - low
 
 
 def test_shapes_are_checked():

@@ -145,6 +145,14 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
             f"{float(better['ci_high']):+.2f}] | {float(better['p_value']):.3f} | {float(better['mde']):.2f} | "
             "1,2 (skipped xs_better: 3) |"
             in markdown)
+    intervals = read_csv(out / "wer_intervals.csv")
+    for system in ("xs_ctc", "xs_better", "xs_same"):
+        row = intervals[system, "greedy", "test"]
+        assert float(row["ci_low"]) < float(row["wer"]) < float(row["ci_high"])
+        assert f"| [{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] |" in markdown
+    assert intervals["xs_better", "greedy", "test"]["seeds"] == "3"
+    assert float(intervals["xs_same", "greedy", "test"]["wer"]) == pytest.approx(
+        float(intervals["xs_ctc", "greedy", "test"]["wer"]))
     # the results table's rows alone start with the system (scripts/run_tests.sh counts them)
     assert len([line for line in markdown.splitlines() if line.startswith("| xs_")]) == 3
 
