@@ -15,12 +15,17 @@ audio duration; "x greedy" = total / greedy total (the speed ratio); "search x" 
 With --repeats N each search is run N times and the fastest run is reported (the encoder likewise), which
 damps the noise of a shared machine.
 
+--encoder-dtypes float32 int8 repeats everything with the encoder's linear layers dynamically quantised to int8
+(torch.ao.quantization.quantize_dynamic: int8 weights, activations quantised per batch; CPU only; the
+convolutions stay float32). Every row's "x greedy" is against the float32 encoder's greedy total.
+
 --device cuda runs the encoder and greedy search on the GPU when one exists. Use the lm_weight/word_score
 tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the split benchmarked here.
 """
 import argparse
 import json
 import os
+import warnings
 
 import torch
 
@@ -37,6 +42,14 @@ from fairseq_kd.decoding.evaluation import (
 from fairseq_kd.io_utils import atomic_write
 
 
+def quantize_int8_(model):
+    """``model`` with its nn.Linear layers dynamically quantised to int8 in place (CPU inference; the model is not
+    deep-copyable: its weight-normalised positional convolution holds non-leaf tensors)."""
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao, still working
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_arguments(parser, "test", "split to decode")
@@ -47,6 +60,8 @@ def main():
     parser.add_argument("--batch-size", type=int, help="utterances per batch (at most)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of this many runs")
+    parser.add_argument("--encoder-dtypes", nargs="+", default=["float32"], choices=["float32", "int8"],
+                        help="int8: also decode with the encoder's linear layers dynamically quantised (CPU)")
     parser.add_argument("--json", help="also write the table here (atomically)")
     args = parser.parse_args()
 
@@ -62,51 +77,57 @@ def main():
         parser.error("give --tuned or both --lm-weight and --word-score")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no GPU visible to torch")
+    if "int8" in args.encoder_dtypes and not args.device == "cpu":
+        parser.error("--encoder-dtypes int8: dynamic int8 quantisation runs on the CPU only (--device cpu)")
     torch.set_num_threads(args.threads)
 
     model, task = load_for_decoding(args.path, args.data, args.subset, args.device)
     tgt_dict = task.target_dictionary
     blank = ctc_blank_index(tgt_dict)
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
-    runs = [encode_split(model, task, args.subset, args.max_tokens, args.batch_size, args.device)
-            for _ in range(args.repeats)]
-    encoded = runs[0]
-    encoder_seconds = min(run.encoder_seconds for run in runs)
-    batch_size = encoded.num_utterances / len(encoded.batches)
-
     rows = []
-    seconds, errors = search_split(greedy_search(blank), encoded, tgt_dict, args.device, args.repeats)
-    rows.append({"decoder": "greedy", "beam": 1, "search_threads": args.threads, "search_seconds": seconds,
-                 "errors": errors})
-    for beam in args.beams:
-        decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
-                                   word_score=word_score, beam_threshold=args.beam_threshold)
-        seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict, args.device, args.repeats)
-        rows.append({"decoder": "beam_lm", "beam": beam, "search_threads": 1, "search_seconds": seconds,
-                     "errors": errors})
-
-    greedy_total = encoder_seconds + rows[0]["search_seconds"]
+    for dtype in sorted(set(args.encoder_dtypes), key=["float32", "int8"].index):  # int8 quantises in place
+        encoder = quantize_int8_(model) if dtype == "int8" else model
+        runs = [encode_split(encoder, task, args.subset, args.max_tokens, args.batch_size, args.device)
+                for _ in range(args.repeats)]
+        encoded = runs[0]
+        encoder_seconds = min(run.encoder_seconds for run in runs)
+        seconds, errors = search_split(greedy_search(blank), encoded, tgt_dict, args.device, args.repeats)
+        rows.append({"encoder_dtype": dtype, "encoder_seconds": encoder_seconds, "decoder": "greedy", "beam": 1,
+                     "search_threads": args.threads, "search_seconds": seconds, "errors": errors})
+        for beam in args.beams:
+            decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
+                                       word_score=word_score, beam_threshold=args.beam_threshold)
+            seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict, args.device, args.repeats)
+            rows.append({"encoder_dtype": dtype, "encoder_seconds": encoder_seconds, "decoder": "beam_lm",
+                         "beam": beam, "search_threads": 1, "search_seconds": seconds, "errors": errors})
+    batch_size = encoded.num_utterances / len(encoded.batches)
+    greedy = rows[0]  # the first encoder dtype's greedy decoding: the reference of every ratio
+    greedy_total = greedy["encoder_seconds"] + greedy["search_seconds"]
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
     print(f"\n{args.subset}: {encoded.num_utterances} utterances, {encoded.audio_seconds:.1f} s audio, "
           f"{errors.words} words; {len(encoded.batches)} batches (mean {batch_size:.1f} utterances, max_tokens "
           f"{args.max_tokens}, batch_size {args.batch_size}); device {device}; torch threads {args.threads}; "
           f"LM {args.kenlm_model} lm_weight {lm_weight} word_score {word_score}; fastest of {args.repeats}; "
           f"load {os.getloadavg()[0]:.2f}")
-    header = (f"{'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} {'RTF':>7} "
-              f"{'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18}")
+    header = (f"{'encoder':<7} {'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} "
+              f"{'RTF':>7} {'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18}")
     print(header)
     table = []
     for row in rows:
+        encoder_seconds = row["encoder_seconds"]
         total = encoder_seconds + row["search_seconds"]
-        entry = {"decoder": row["decoder"], "beam": row["beam"], "wer": round(row["errors"].wer, 2),
+        entry = {"encoder_dtype": row["encoder_dtype"], "decoder": row["decoder"], "beam": row["beam"],
+                 "wer": round(row["errors"].wer, 2),
                  "encoder_seconds": round(encoder_seconds, 3), "search_seconds": round(row["search_seconds"], 3),
                  "total_seconds": round(total, 3), "rtf": round(total / encoded.audio_seconds, 5),
                  "speed_ratio_vs_greedy": round(total / greedy_total, 2),
-                 "search_ratio_vs_greedy": round(row["search_seconds"] / rows[0]["search_seconds"], 1),
+                 "search_ratio_vs_greedy": round(row["search_seconds"] / greedy["search_seconds"], 1),
                  "mean_batch_utterances": round(batch_size, 1),
                  "encoder_threads": args.threads, "search_threads": row["search_threads"]}
         table.append(entry)
-        print(f"{entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} {encoder_seconds:>9.2f} "
+        print(f"{entry['encoder_dtype']:<7} {entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} "
+              f"{encoder_seconds:>9.2f} "
               f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} "
               f"{entry['speed_ratio_vs_greedy']:>8.2f} {entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} "
               f"{args.threads:>9}/{row['search_threads']}")

@@ -81,6 +81,7 @@ def split_batches(task, model, subset: str, max_tokens: Optional[int], batch_siz
         yield utils.move_to_cuda(sample) if device.startswith("cuda") else sample
 
 
+@torch.no_grad()  # as fairseq-generate's inference_step: no autograd graph in the timing or in memory
 def encode_split(model, task, subset: str, max_tokens: Optional[int], batch_size: Optional[int],
                  device: str, post_process_symbol: str = "letter") -> EncodedSplit:
     """Batch ``subset`` as fairseq-generate does, load every batch first, then time the encoder alone.

@@ -8,6 +8,7 @@ import pytest
 
 from cli_runs import hydra_train
 from conftest import ROOT, SENTENCES, USER_DIR, run
+from fairseq_kd.decoding.evaluation import encode_split, load_for_decoding
 
 pytestmark = pytest.mark.cli
 
@@ -84,15 +85,28 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
     table = tmp_path / "bench.json"
     proc = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
                 corpus, "--subset", "test", *lm, "--tuned", str(tuned), "--beams", "2", "4", "--threads", "1",
-                "--batch-size", "5", "--json", str(table)])
+                "--batch-size", "5", "--encoder-dtypes", "float32", "int8", "--json", str(table)])
     bench = json.loads(table.read_text())
-    assert bench["utterances"] == 13 and [(r["decoder"], r["beam"]) for r in bench["rows"]] == \
-        [("greedy", 1), ("beam_lm", 2), ("beam_lm", 4)]
+    assert bench["utterances"] == 13 and [(r["encoder_dtype"], r["decoder"], r["beam"]) for r in bench["rows"]] == \
+        [(dtype, decoder, beam) for dtype in ("float32", "int8")
+         for decoder, beam in (("greedy", 1), ("beam_lm", 2), ("beam_lm", 4))]
     assert all(r["total_seconds"] == pytest.approx(r["encoder_seconds"] + r["search_seconds"], abs=2e-3)
                for r in bench["rows"])
     assert bench["rows"][0]["speed_ratio_vs_greedy"] == 1.0 and bench["rows"][0]["mean_batch_utterances"] > 1
-    assert re.search(r"^greedy +1 ", proc.stdout, flags=re.M) and re.search(r"^beam_lm +4 ", proc.stdout, flags=re.M)
+    # int8 is timed on its own encoder run (ratios against float32 greedy) and decodes nearly the same words
+    assert bench["rows"][3]["encoder_seconds"] != bench["rows"][0]["encoder_seconds"]
+    assert abs(bench["rows"][3]["wer"] - bench["rows"][0]["wer"]) < 25
+    assert re.search(r"^float32 greedy +1 ", proc.stdout, flags=re.M)
+    assert re.search(r"^int8 +beam_lm +4 ", proc.stdout, flags=re.M)
 
     refused = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
                    corpus, "--subset", "valid", *lm, "--tuned", str(tuned)], check=False)
     assert refused.returncode != 0 and "was tuned on 'valid'" in refused.stdout
+
+
+def test_the_encoded_split_holds_no_autograd_graph(corpus, checkpoint):
+    """The benchmark and LM tuning time the encoder as fairseq-generate runs it: without autograd."""
+    model, task = load_for_decoding(checkpoint, corpus, "test", "cpu")
+    encoded = encode_split(model, task, "test", 1600000, 5, "cpu")
+    assert encoded.num_utterances == 13
+    assert not any(batch.log_probs.requires_grad for batch in encoded.batches)
