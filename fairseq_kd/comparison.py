@@ -55,6 +55,31 @@ def utterance_table(utterances: Iterable[dict]) -> str:
     return buffer.getvalue()
 
 
+def read_utterance_table(path: str) -> List[dict]:
+    """The per-utterance records of a table written by :func:`utterance_table` (empty texts stay empty)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = tuple(next(reader, ()))
+        if header != UTTERANCE_COLUMNS:
+            raise DataError(f"{path}: header {header}, expected {UTTERANCE_COLUMNS} (a per-utterance table of "
+                            "scripts/collect_results.py --per-utterance-dir)")
+        records = []
+        for line_number, row in enumerate(reader, start=2):
+            if len(row) != len(UTTERANCE_COLUMNS):
+                raise DataError(f"{path}:{line_number}: {len(row)} columns, expected {len(UTTERANCE_COLUMNS)}")
+            record = dict(zip(UTTERANCE_COLUMNS, row))
+            try:
+                numbers = {k: int(record[k]) for k in ("id", "words", "errors", "sub", "del", "ins")}
+            except ValueError:
+                raise DataError(f"{path}:{line_number}: a count is not an integer: {row[:6]}") from None
+            if numbers["errors"] != numbers["sub"] + numbers["del"] + numbers["ins"]:
+                raise DataError(f"{path}:{line_number}: errors {numbers['errors']} != sub + del + ins")
+            records.append({"id": numbers["id"], "words": numbers["words"], "sub": numbers["sub"],
+                            "del": numbers["del"], "ins": numbers["ins"], "hypothesis": record["hypothesis"],
+                            "reference": record["reference"]})
+    return records
+
+
 def group_decodings(decodings: Iterable[Decoding]) -> Dict[Tuple[str, str, str], Dict[int, Decoding]]:
     """``{(system, method, subset): {seed: decoding}}`` in the order of first appearance."""
     groups: Dict[Tuple[str, str, str], Dict[int, Decoding]] = {}

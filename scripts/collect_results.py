@@ -25,6 +25,11 @@ with --stages the recipe's stage wall times (stage_times.md). From the per-utter
 * with --per-utterance-dir DIR: DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding (id, reference words,
   errors, sub, del, ins, hypothesis, reference).
 
+With --previous DIR (an earlier output of this script with its per-utterance tables, e.g. the results committed
+under docs/results/<preset>/ by a session whose exp/ is gone), every decoding of DIR's results.csv that is not
+under --exp is taken from DIR: its row as it is, its per-utterance records from
+DIR/per_utterance/<system>/seed<N>/<method>/<subset>.tsv. A decoding under --exp always wins.
+
   python scripts/collect_results.py --exp exp/cpu --data data/cpu/corpus --out exp/cpu/results \
       --lexicon exp/cpu/lm/lexicon.txt --per-utterance-dir exp/cpu/results/per_utterance
 """
@@ -47,6 +52,7 @@ from fairseq_kd.comparison import (
     error_categories,
     paired_differences,
     read_lexicon_words,
+    read_utterance_table,
     reference_out_of_lexicon,
     utterance_table,
     wer_intervals,
@@ -120,7 +126,8 @@ def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpo
 
 
 def read_decodings(exp):
-    """``[(seed directory, system, seed, method, subset, measured)]`` of every finished decoding under ``exp``."""
+    """``[(seed directory, system, seed, method, subset, measured)]`` of every finished decoding under ``exp``
+    (none: an empty list)."""
     found = []
     for decode_dir in sorted(glob.glob(os.path.join(exp, "*", "seed*", "decode", "*", "*"))):
         method_dir, subset = os.path.split(decode_dir)
@@ -129,9 +136,46 @@ def read_decodings(exp):
         if measured is not None:
             found.append((seed_dir, os.path.basename(os.path.dirname(seed_dir)),
                           int(os.path.basename(seed_dir)[4:]), method, subset, measured))
-    if not found:
-        raise SystemExit(f"no decoding results under {exp}/*/seed*/decode/*/*")
     return found
+
+
+INTEGER_COLUMNS = ("seed", "utterances", "words", "sub", "del", "ins", "params_inference")
+FLOAT_COLUMNS = ("wer", "decode_s", "audio_s", "rtf")
+
+
+def read_previous(directory, found):
+    """``(rows, found entries)`` of the decodings in ``directory`` (an earlier output: results.csv and
+    per_utterance/) that are not in ``found`` (:func:`read_decodings`' entries of --exp)."""
+    have = {(system, seed, method, subset) for _, system, seed, method, subset, _ in found}
+    path = os.path.join(directory, "results.csv")
+    if not os.path.isfile(path):
+        raise SystemExit(f"--previous {directory}: no results.csv (give an earlier --out of collect_results.py)")
+    rows, entries = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        for line_number, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                row.update({k: int(row[k]) for k in INTEGER_COLUMNS}, **{k: float(row[k]) for k in FLOAT_COLUMNS})
+            except (KeyError, TypeError, ValueError) as error:
+                raise SystemExit(f"{path}:{line_number}: not a results.csv row of collect_results.py ({error})")
+            key = (row["system"], row["seed"], row["method"], row["subset"])
+            if key in have:
+                continue
+            table = os.path.join(directory, "per_utterance", row["system"], f"seed{row['seed']}", row["method"],
+                                 f"{row['subset']}.tsv")
+            if not os.path.isfile(table):
+                raise SystemExit(f"{path}:{line_number}: {table} is missing: the per-utterance table of that row "
+                                 "(written with --per-utterance-dir DIR/per_utterance)")
+            try:
+                records = read_utterance_table(table)
+            except DataError as error:
+                raise SystemExit(f"collect_results.py: {error}") from None
+            if len(records) != row["utterances"] or sum(u["words"] for u in records) != row["words"]:
+                raise SystemExit(f"{table}: {len(records)} utterances / {sum(u['words'] for u in records)} words, "
+                                 f"its results.csv row ({path}:{line_number}) says {row['utterances']} / "
+                                 f"{row['words']}")
+            rows.append(row)
+            entries.append((None, *key, {"source": table, "per_utterance": records}))
+    return rows, entries
 
 
 def collect(exp, data, found=None):
@@ -357,10 +401,21 @@ def main():
     parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
                         "categories (non-words vs real words) and the references' out-of-lexicon rate")
     parser.add_argument("--per-utterance-dir", help="write DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding")
+    parser.add_argument("--previous", help="an earlier output directory of this script (results.csv, "
+                        "per_utterance/): its decodings that are not under --exp are included")
     args = parser.parse_args()
     systems_order = args.systems.split(",")
     found = read_decodings(args.exp)
     rows = collect(args.exp, args.data, found)
+    if args.previous:
+        previous_rows, previous_found = read_previous(args.previous, found)
+        print(f"{len(previous_rows)} decodings from {args.previous} (not under {args.exp})")
+        rows, found = rows + previous_rows, found + previous_found
+    if not found:
+        raise SystemExit(f"no decoding results under {args.exp}/*/seed*/decode/*/*"
+                         + (f" nor in {args.previous}" if args.previous else ""))
+    by_system = system_order(systems_order)
+    rows.sort(key=lambda r: (by_system(r["system"]), r["seed"], method_order(r["method"]), r["subset"]))
     decodings = decodings_in_order(found, systems_order, args.main_subset)
     if args.per_utterance_dir:
         written = write_per_utterance(decodings, args.per_utterance_dir)

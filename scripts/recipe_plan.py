@@ -5,7 +5,8 @@ For every run (--runs, SYSTEM:SEED in run.sh's work order) under --exp, from ``<
 (the log run.sh's stage 6 writes; fairseq resumes an interrupted training from checkpoint_last.pt): updates done
 of --max-update, seconds per update (fairseq's cumulative ``wall`` over ``num_updates``), the best valid WER,
 whether it still improved in the last 3 validations, and whether stage 7 has decoded it
-(``seed<N>.decode.done``). The time left assumes --parallel trainings at once at the median measured seconds per
+(``seed<N>.decode.done``; or decoded in --previous, an earlier results directory with per_utterance/ tables,
+and not trained under --exp). The time left assumes --parallel trainings at once at the median measured seconds per
 update (or --default-seconds-per-update before any training has logged).
 
   python scripts/recipe_plan.py --exp exp/evidence --runs "xs_ctc:1 xs_interctc:1 xs_ctc:2" \\
@@ -48,6 +49,7 @@ def main():
     parser.add_argument("--runs", required=True, help="space-separated SYSTEM:SEED (config name, seed) in work order")
     parser.add_argument("--max-update", type=int, required=True)
     parser.add_argument("--parallel", type=int, default=1, help="trainings run at once")
+    parser.add_argument("--previous", help="earlier results (run.sh --previous-results): runs decoded there are done")
     parser.add_argument("--default-seconds-per-update", type=float, default=0.6,
                         help="estimate before any training has logged (1-thread xs training on 2 cores)")
     args = parser.parse_args()
@@ -59,6 +61,11 @@ def main():
             parser.error(f"--runs: {run!r} is not SYSTEM:SEED")
         prefix = os.path.join(args.exp, variant, f"seed{seed}")
         updates, seconds, valid, finished = training_state(prefix + ".train.log")
+        earlier = bool(args.previous) and not os.path.isfile(prefix + ".train.done") and \
+            os.path.isdir(os.path.join(args.previous, "per_utterance", variant, f"seed{seed}"))
+        if earlier:
+            rows.append(f"| {variant} | {seed} | decoded in {args.previous} | | | | |")
+            continue
         done = finished or updates >= args.max_update
         if seconds:
             speeds.append(seconds)

@@ -20,7 +20,10 @@
 # once, nj / N threads each; default 2 on CPU presets, 1 for librispeech; the decoding times in the results then
 # include that sharing: --stage 7 --parallel 1 times each decoding alone),
 # --plan (print what the training stage has done and what remains, with a time estimate, and stop),
-# --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's).
+# --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's),
+# --previous-results DIR (an earlier stage 8 output kept elsewhere, e.g. docs/results/evidence: its systems and
+# seeds are neither trained nor decoded again, and stage 8 includes their decodings; for a session on a new
+# machine whose exp/ is gone).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
 # test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
 # --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
@@ -78,6 +81,7 @@ teacher_steps_override=""
 lm_text=""
 config_prefix=""
 lm_prune=""
+previous_results=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -100,6 +104,7 @@ while [ $# -gt 0 ]; do
     --lm-text) lm_text=$2; shift 2 ;;
     --config-prefix) config_prefix=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
+    --previous-results) previous_results=$(realpath "$2"); shift 2 ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
@@ -209,7 +214,7 @@ work_order() {  # "SYSTEM SEED" per line: every seed of the first $priority_syst
 if $plan; then  # what stages 6-7 have done and what remains, then stop
   for s in "$stages"/*.done; do [ -e "$s" ] && log "done: $(basename "$s" .done)"; done
   .venv/bin/python scripts/recipe_plan.py --exp "$exp" --runs "$(work_order | tr ' ' ':' | tr '\n' ' ')" \
-    --max-update "${max_update:-0}" --parallel $parallel
+    --max-update "${max_update:-0}" --parallel $parallel ${previous_results:+--previous "$previous_results"}
   exit 0
 fi
 run_stage() {  # run_stage N NAME: true when stage N is selected and, for stages 1-5, not done yet
@@ -306,6 +311,11 @@ if run_stage 5 lm; then
   finish_stage 5 lm
 fi
 
+decoded_before() {  # decoded_before SYSTEM SEED: its decodings are in --previous-results and not trained here
+  [ -n "$previous_results" ] && [ -d "$previous_results/per_utterance/$1/seed$2" ] \
+    && [ ! -f "$exp/$1/seed$2.train.done" ] && log "$1 seed $2: decoded in $previous_results, not trained or decoded again"
+}
+
 for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED in work order, --parallel at once, nj / parallel
   # threads each; the first failure stops the recipe
   local running=0 seed v
@@ -322,6 +332,7 @@ if run_stage 6 train; then
   train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
     local v=$1 seed=$2
     [ -f "$exp/$v/seed$seed.train.done" ] && { log "$v seed $seed: trained before, skipped"; return 0; }
+    decoded_before $v $seed && return 0
     log "training $v seed $seed"
     mkdir -p "$exp/$v"
     fairseq-hydra-train --config-dir examples/kd \
@@ -350,6 +361,7 @@ if run_stage 7 decode; then
   decode_one() {  # decode_one SYSTEM SEED: greedy on every split; LM weights tuned on dev, then beam + LM
     local v=$1 seed=$2 dir=$exp/$1/seed$2 subset pair dev beam lm_weight word_score
     [ -f "$dir.decode.done" ] && { log "$v seed $seed: decoded before, skipped"; return 0; }
+    decoded_before $v $seed && return 0
     [ -f "$dir.train.done" ] || { log "$v seed $seed: not trained yet ($dir.train.done missing), not decoded"; return 0; }
     for subset in $valid_splits $test_splits; do
       generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
@@ -376,7 +388,8 @@ if run_stage 8 results; then
   lexicon_option=() && [ -f "$exp/lm/lexicon.txt" ] && lexicon_option=(--lexicon "$exp/lm/lexicon.txt")
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
-    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}"
+    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}" \
+    ${previous_results:+--previous "$previous_results"}
   finish_stage 8 results
   log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"
 fi

@@ -66,3 +66,23 @@ def test_decode_stage_before_the_trainings_finish_names_what_it_leaves(tmp_path)
         for seed in (1, 2):
             assert f"{system} seed {seed}: not trained yet" in proc.stdout, proc.stdout
     assert "stage 7 (decode) finished" in proc.stdout
+
+
+def test_runs_decoded_in_previous_results_are_not_redone(tmp_path):
+    """--previous-results: a session on a new machine (exp/ gone) neither trains nor decodes again what the
+    committed results already hold, and --plan counts it as done."""
+    previous = tmp_path / "previous"
+    (previous / "per_utterance" / "xs_ctc" / "seed1" / "greedy").mkdir(parents=True)
+    exp = tmp_path / "exp"
+    run_sh = ["bash", os.path.join(ROOT, "examples", "kd", "run.sh"), "--preset", "smoke", "--exp", str(exp),
+              "--previous-results", str(previous)]
+    plan = subprocess.run(run_sh + ["--plan"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=120)
+    assert plan.returncode == 0, plan.stdout
+    assert f"| xs_ctc | 1 | decoded in {previous} |" in plan.stdout
+    assert "| xs_interctc_interaedkd | 1 | to do | 0 / 30 |" in plan.stdout and "30 updates left" in plan.stdout
+    decode = subprocess.run(run_sh + ["--stage", "7", "--stop-stage", "7"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert decode.returncode == 0, decode.stdout
+    assert f"xs_ctc seed 1: decoded in {previous}, not trained or decoded again" in decode.stdout
+    assert "xs_interctc_interaedkd seed 1: not trained yet" in decode.stdout

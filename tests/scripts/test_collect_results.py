@@ -192,3 +192,28 @@ def test_different_utterance_sets_stop_with_both_files_named(collect_results, tm
                                          r"1 \[29\]"):
         run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "results")
     assert not (tmp_path / "results" / "significance.csv").exists()
+
+
+def test_decodings_of_an_earlier_output_complete_an_experiment_that_lost_them(collect_results, tmp_path,
+                                                                               monkeypatch):
+    """--previous: a session on a new machine (exp/ gone) still reports the decodings committed before."""
+    data, exp = make_experiment(tmp_path, {
+        "xs_ctc": {s: summary(lambda u, s=s: baseline_errors(s, u), False) for s in (1, 2)},
+        "xs_better": {s: summary(lambda u, s=s: better_errors(s, u), True) for s in (1, 2)},
+    })
+    common = ["--data", data, "--systems", "xs_ctc,xs_better", "--resamples", 500]
+    earlier = tmp_path / "earlier"
+    run_main(collect_results, monkeypatch, "--exp", exp, "--out", earlier, "--per-utterance-dir",
+             earlier / "per_utterance", *common)
+    for seed_dir in (exp / "xs_better").iterdir():  # the KD system's decodings are gone from exp/
+        for path in sorted(seed_dir.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    merged = tmp_path / "merged"
+    run_main(collect_results, monkeypatch, "--exp", exp, "--out", merged, "--previous", earlier, *common)
+    assert (merged / "results.csv").read_text() == (earlier / "results.csv").read_text()
+    assert read_csv(merged / "significance.csv") == read_csv(earlier / "significance.csv")
+    assert read_csv(merged / "wer_intervals.csv") == read_csv(earlier / "wer_intervals.csv")
+
+    (earlier / "per_utterance" / "xs_better" / "seed2" / "greedy" / "test.tsv").unlink()
+    with pytest.raises(SystemExit, match=r"results.csv:\d+: .*xs_better/seed2/greedy/test.tsv is missing"):
+        run_main(collect_results, monkeypatch, "--exp", exp, "--out", merged, "--previous", earlier, *common)
