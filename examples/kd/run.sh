@@ -19,7 +19,7 @@
 # (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
 # once, nj / N threads each; default 2 on CPU presets, 1 for librispeech; the decoding times in the results then
 # include that sharing: --stage 7 --parallel 1 times each decoding alone),
-# --plan (print what the training stage has done and what remains, with a time estimate, and stop),
+# --plan (print what is trained, what is decoded and what remains, with a time estimate, and stop),
 # --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's),
 # --previous-results DIR (an earlier stage 8 output kept elsewhere, e.g. docs/results/evidence: its systems and
 # seeds are neither trained nor decoded again, and stage 8 includes their decodings; for a session on a new
