@@ -17,7 +17,7 @@ damps the noise of a shared machine.
 
 --encoder-dtypes float32 int8 repeats everything with the encoder's linear layers dynamically quantised to int8
 (torch.ao.quantization.quantize_dynamic: int8 weights, activations quantised per batch; CPU only; the
-convolutions stay float32). Every row's "x greedy" is against the float32 encoder's greedy total.
+convolutions stay float32). Every row's "x greedy" is against the first encoder's greedy total (float32 when given).
 
 --device cuda runs the encoder and greedy search on the GPU when one exists. Use the lm_weight/word_score
 tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the split benchmarked here.
@@ -43,8 +43,8 @@ from fairseq_kd.io_utils import atomic_write
 
 
 def quantize_int8_(model):
-    """``model`` with its nn.Linear layers dynamically quantised to int8 in place (CPU inference; the model is not
-    deep-copyable: its weight-normalised positional convolution holds non-leaf tensors)."""
+    """``model`` with its nn.Linear layers dynamically quantised to int8, in place (no second copy of the model in
+    memory: every float32 row is decoded before)."""
     with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao, still working
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -426,7 +426,6 @@ def main():
         sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon)
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
-    os.makedirs(args.out, exist_ok=True)
     write_intervals(intervals, args.out)
     print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals))
     if args.stages:
