@@ -6,10 +6,12 @@ sentence is ever heard in training. Every sentence of a split is spoken by one v
 robin); with --unseen-voices the test sentences are also spoken by voices never used in training, as a
 second test set ``test_unseen``; with --test-noise-snrs the test utterances are also mixed with pink noise
 (power ~ 1/f, generated, so derived from no utterance) at each given SNR, as ``test_noisy_<SNR>db`` (the
-analogue of a harder test set such as LibriSpeech's test-other); with --ood-text, --num-ood sentences of another
-source (e.g. ``scripts/extract_text.py --source fortunes``), none of them in --text, spoken by the same voices
-as ``test_ood`` (words outside the training text's lexicon: where a closed-lexicon LM must fail). Training
-utterances can be speed-perturbed (sox ``speed``: tempo and pitch) and mixed with white noise at a random SNR.
+analogue of a harder test set such as LibriSpeech's test-other), and with --valid-noise-snrs the valid
+utterances likewise, as ``valid_noisy_<SNR>db`` (to choose a test SNR on valid, never on test); with
+--ood-text, --num-ood sentences of another source (e.g. ``scripts/extract_text.py --source fortunes``), none of
+them in --text, spoken by the same voices as ``test_ood`` (words outside the training text's lexicon: where a
+closed-lexicon LM must fail). Training utterances can be speed-perturbed (sox ``speed``: tempo and pitch) and
+mixed with white noise at a random SNR.
 
 Output (--out):
   audio/{split}/{split}.trans.txt, audio/{split}/*.wav   LibriSpeech-style folders
@@ -134,6 +136,9 @@ def main():
     parser.add_argument("--test-noise-snrs", default="",
                         help="comma-separated SNRs in dB, e.g. 10,5: the test sentences (same voices) mixed with pink "
                              "noise at each, as splits test_noisy_<SNR>db")
+    parser.add_argument("--valid-noise-snrs", default="",
+                        help="comma-separated SNRs in dB: the valid utterances mixed with pink noise at each, as "
+                             "splits valid_noisy_<SNR>db (choose the test SNR on these, not on test)")
     parser.add_argument("--ood-text", help="sentences of another source for the test_ood split (one per line)")
     parser.add_argument("--num-ood", type=int, default=0, help="test_ood sentences drawn from --ood-text")
     parser.add_argument("--max-words", type=int, default=0, help="skip sentences with more words (0: no limit)")
@@ -194,9 +199,10 @@ def main():
         random.Random(args.seed).shuffle(ood)
         plan["test_ood"] = [(voices[i % len(voices)], raw, norm, 1.0, None, "white")
                             for i, (raw, norm) in enumerate(ood[: args.num_ood])]
-    for snr in (float(s) for s in args.test_noise_snrs.split(",") if s.strip()):
-        plan[f"test_noisy_{snr:g}db"] = [(voice, raw, norm, 1.0, snr, "pink")
-                                         for voice, raw, norm, *_ in plan["test"]]
+    for clean, snrs in (("valid", args.valid_noise_snrs), ("test", args.test_noise_snrs)):
+        for snr in (float(s) for s in snrs.split(",") if s.strip()):
+            plan[f"{clean}_noisy_{snr:g}db"] = [(voice, raw, norm, 1.0, snr, "pink")
+                                                for voice, raw, norm, *_ in plan[clean]]
 
     jobs, utterances = [], {}
     for split, items in plan.items():

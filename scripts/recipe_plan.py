@@ -3,7 +3,9 @@
 
 For every run (--runs, SYSTEM:SEED in run.sh's work order) under --exp, from ``<exp>/<system>/seed<N>.train.log``
 (the log run.sh's stage 6 writes; fairseq resumes an interrupted training from checkpoint_last.pt): updates done
-of --max-update, seconds per update (fairseq's cumulative ``wall`` over ``num_updates``), the best valid WER,
+of --max-update, seconds per update (1 / the median of fairseq's logged updates per second, ``ups``: a training
+paused for a while, e.g. while another job decodes, logs one slow interval, which the median ignores, where
+cumulative ``wall`` over ``num_updates`` would count the pause; ``wall`` when no ``ups`` is logged), the best valid WER,
 whether it still improved in the last 3 validations, and whether stage 7 has decoded it
 (``seed<N>.decode.done``; or decoded in --previous, an earlier results directory with per_utterance/ tables,
 and not trained under --exp). The time left assumes --parallel trainings at once at the median measured seconds per
@@ -20,12 +22,13 @@ import statistics
 # fairseq simple log: epoch lines "| num_updates 500 | ... | wall 250", train_inner "num_updates=500, ... wall=250"
 TRAIN_LINE = re.compile(r"[|,] wall[ =](\d+(?:\.\d+)?)(?:[ ,]|$)")
 NUM_UPDATES = re.compile(r"num_updates[ =](\d+)")
+UPDATES_PER_SECOND = re.compile(r"[|,] ups[ =](\d+(?:\.\d+)?)(?:[ ,]|$)")
 VALID_LINE = re.compile(r"valid on '[^']+' subset .*?\| wer ([\d.]+) .*?num_updates (\d+)")
 
 
 def training_state(log_path):
     """(updates done, seconds per update or None, [(updates, valid WER)], finished) from a fairseq train log."""
-    updates, seconds_per_update, valid, finished = 0, None, [], False
+    updates, seconds_per_update, valid, finished, updates_per_second = 0, None, [], False, []
     if not os.path.isfile(log_path):
         return updates, seconds_per_update, valid, finished
     with open(log_path, encoding="utf-8", errors="replace") as f:
@@ -36,10 +39,14 @@ def training_state(log_path):
             if match:
                 valid.append((int(match.group(2)), float(match.group(1))))
                 continue
-            wall, count = TRAIN_LINE.search(line), NUM_UPDATES.search(line)
+            wall, count, ups = TRAIN_LINE.search(line), NUM_UPDATES.search(line), UPDATES_PER_SECOND.search(line)
             if wall and count and int(count.group(1)) > 0:
                 updates = int(count.group(1))
                 seconds_per_update = float(wall.group(1)) / updates
+                if ups and float(ups.group(1)) > 0:
+                    updates_per_second.append(float(ups.group(1)))
+    if updates_per_second:
+        seconds_per_update = 1 / statistics.median(updates_per_second)
     return updates, seconds_per_update, valid, finished
 
 

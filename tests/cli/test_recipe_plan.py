@@ -14,8 +14,8 @@ LOG = """[2026-12-02 03:58:59,863][valid][INFO] - epoch 001 | valid on 'valid' s
 [2026-12-02 03:59:00,215][train][INFO] - epoch 001 | loss 5.014 | ups 2 | num_updates 500 | lr 0.002 | train_wall 4 | wall 250
 [2026-12-02 04:00:00,000][valid][INFO] - epoch 002 | valid on 'valid' subset | loss 4.0 | wer 70.25 | raw_wer 70 | num_updates 1000 | best_wer 70.25
 [2026-12-02 04:00:01,000][valid][INFO] - epoch 003 | valid on 'valid' subset | loss 3.9 | wer 60.0 | raw_wer 60 | num_updates 1500 | best_wer 60
-[2026-12-02 04:00:02,000][train_inner][INFO] - epoch 003:  10 / 200 loss=3.9, num_updates=1500, lr=0.002, wall=900
-[2026-12-02 04:00:03,000][train_inner][INFO] - epoch 004:  25 / 200 loss=3.8, num_updates=1525, lr=0.002, wall=915
+[2026-12-02 04:00:02,000][train_inner][INFO] - epoch 003:  10 / 200 loss=3.9, ups=0.05, num_updates=1500, lr=0.002, wall=900
+[2026-12-02 04:00:03,000][train_inner][INFO] - epoch 004:  25 / 200 loss=3.8, ups=2.5, num_updates=1525, lr=0.002, wall=915
 """
 
 
@@ -29,7 +29,8 @@ def test_plan_reports_progress_speed_best_wer_and_time_left(tmp_path):
     assert proc.returncode == 0, proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| xs_")]
     assert len(rows) == 12  # 6 systems x 2 seeds
-    assert rows[0] == "| xs_ctc | 1 | running or interrupted | 1525 / 7500 | 0.60 | 60.00 @ 1500 | yes |"
+    # s/update: 1 / median(ups 2, 0.05, 2.5) = 0.50; the interval paused for minutes (ups 0.05) does not count
+    assert rows[0] == "| xs_ctc | 1 | running or interrupted | 1525 / 7500 | 0.50 | 60.00 @ 1500 | yes |"
     assert rows[1].startswith("| xs_interctc | 1 | to do | 0 / 7500 |")
     # work order: every seed of the 4 priority systems, then every seed of the other 2
     order = [tuple(row.split(" | ")[:2]) for row in rows]
@@ -37,7 +38,7 @@ def test_plan_reports_progress_speed_best_wer_and_time_left(tmp_path):
     others = ["| xs_interaedkd", "| xs_interctc_interaedkd_beta0"]
     assert order == [(s, seed) for group in (priority, others) for seed in "12" for s in group]
     left = 5975 + 11 * 7500
-    assert f"{left} updates left: ~{left * 0.6 / 2 / 3600:.1f} h at 0.60 s/update with 2 training(s)" in proc.stdout
+    assert f"{left} updates left: ~{left * 0.5 / 2 / 3600:.1f} h at 0.50 s/update with 2 training(s)" in proc.stdout
 
 
 def test_plan_marks_decoded_runs(tmp_path):
