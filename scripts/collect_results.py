@@ -373,17 +373,31 @@ def plot(points, path, subset):
 
 
 def stage_times(stages_dir):
-    """Markdown table of the recipe's stage wall times (``<n>.<name>.start`` holds the start time, the
-    ``.done`` marker's modification time is the end)."""
-    rows = []
-    starts = glob.glob(os.path.join(stages_dir, "*.start"))
-    for start_file in sorted(starts, key=lambda p: int(os.path.basename(p).split(".")[0])):
-        done_file = start_file[: -len(".start")] + ".done"
-        if os.path.isfile(done_file):
+    """Markdown table of the recipe's stage wall times: per stage the sum over its finished invocations
+    (``wall_times.tsv``: stage, start, end in epoch seconds, a line per invocation; stages 6-8 run once per
+    session, an interrupted stage 3 resumes) and their number. Without that file (an older recipe), the last
+    invocation: ``<n>.<name>.start`` holds its start, the ``.done`` marker's modification time is its end (a stage
+    running now, whose marker is older than its start, is left out)."""
+    spans = {}
+    log_path = os.path.join(stages_dir, "wall_times.tsv")
+    if os.path.isfile(log_path):
+        with open(log_path, encoding="utf-8") as f:
+            for line_number, line in enumerate(f, 1):
+                fields = line.split()
+                if len(fields) != 3 or not all(x.isdigit() for x in fields[1:]):
+                    raise SystemExit(f"{log_path}:{line_number}: expected 'STAGE START END' (epoch seconds), got "
+                                     f"{line.strip()!r}; delete the line (run.sh appends one per finished stage)")
+                spans.setdefault(fields[0], []).append(int(fields[2]) - int(fields[1]))
+    else:
+        for start_file in glob.glob(os.path.join(stages_dir, "*.start")):
+            done_file = start_file[: -len(".start")] + ".done"
             with open(start_file) as f:
-                seconds = os.path.getmtime(done_file) - int(f.read().strip())
-            rows.append(f"| {os.path.basename(start_file)[: -len('.start')]} | {seconds / 60:.1f} |")
-    return "| stage | wall time (min) |\n|---|---:|\n" + "\n".join(rows) + "\n"
+                start = int(f.read().strip())
+            if os.path.isfile(done_file) and os.path.getmtime(done_file) >= start:
+                spans[os.path.basename(start_file)[: -len(".start")]] = [os.path.getmtime(done_file) - start]
+    rows = [f"| {stage} | {sum(seconds) / 60:.1f} | {len(seconds)} |"
+            for stage, seconds in sorted(spans.items(), key=lambda item: int(item[0].split(".")[0]))]
+    return "| stage | wall time (min) | invocations |\n|---|---:|---:|\n" + "\n".join(rows) + "\n"
 
 
 def main():

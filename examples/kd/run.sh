@@ -227,7 +227,11 @@ run_stage() {  # run_stage N NAME: true when stage N is selected and, for stages
   if [ "$1" -le 5 ] && [ -f "$stages/$1.$2.done" ]; then log "stage $1 ($2): done before, skipped"; return 1; fi
   log "stage $1 ($2)"; date +%s > "$stages/$1.$2.start"
 }
-finish_stage() { touch "$stages/$1.$2.done"; log "stage $1 ($2) finished in $(( $(date +%s) - $(cat "$stages/$1.$2.start") )) s"; }
+finish_stage() {  # the .done marker, and one line per finished invocation in wall_times.tsv (stage, start, end)
+  local start end; start=$(cat "$stages/$1.$2.start"); end=$(date +%s)
+  touch "$stages/$1.$2.done"; printf '%s\t%s\t%s\n' "$1.$2" "$start" "$end" >> "$stages/wall_times.tsv"
+  log "stage $1 ($2) finished in $(( end - start )) s"
+}
 
 bash scripts/setup_env.sh
 . .venv/bin/activate

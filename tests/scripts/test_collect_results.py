@@ -217,3 +217,24 @@ def test_decodings_of_an_earlier_output_complete_an_experiment_that_lost_them(co
     (earlier / "per_utterance" / "xs_better" / "seed2" / "greedy" / "test.tsv").unlink()
     with pytest.raises(SystemExit, match=r"results.csv:\d+: .*xs_better/seed2/greedy/test.tsv is missing"):
         run_main(collect_results, monkeypatch, "--exp", exp, "--out", merged, "--previous", earlier, *common)
+
+
+def test_stage_times_sum_every_invocation_and_name_a_bad_line(collect_results, tmp_path):
+    """A stage run in several invocations (a resumed teacher, stage 7 once per session) counts all of them; the
+    fallback for an older recipe (.start / .done only) leaves out a stage running now (marker older than start)."""
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "wall_times.tsv").write_text("2.speech\t1000\t1300\n7.decode\t2000\t2060\n2.speech\t5000\t5060\n")
+    assert collect_results.stage_times(str(stages)).splitlines()[2:] == ["| 2.speech | 6.0 | 2 |",
+                                                                         "| 7.decode | 1.0 | 1 |"]
+    (stages / "wall_times.tsv").write_text("2.speech\t1000\t1300\n7.decode 2000\n")
+    with pytest.raises(SystemExit, match=r"wall_times.tsv:2: expected 'STAGE START END'"):
+        collect_results.stage_times(str(stages))
+
+    older = tmp_path / "older"
+    older.mkdir()
+    for name, start, end in (("1.text", 1000, 1120), ("8.results", 4000, 3000)):
+        (older / f"{name}.start").write_text(f"{start}\n")
+        (older / f"{name}.done").touch()
+        os.utime(older / f"{name}.done", (end, end))
+    assert collect_results.stage_times(str(older)).splitlines()[2:] == ["| 1.text | 2.0 | 1 |"]
