@@ -255,6 +255,40 @@ def differences_markdown(rows: Sequence[dict], baseline: str, resamples: int) ->
     return "\n".join(lines) + "\n"
 
 
+def question_differences(decodings: Sequence[Decoding], questions: Sequence[Tuple[str, str, str]],
+                         resamples: int = 10000) -> List[dict]:
+    """Rows of :func:`paired_differences` for each ``(name, system, baseline)`` of ``questions`` (e.g. ``("Q2",
+    "xs_interctc_interaedkd", "xs_interctc")``), in question order, with a ``question`` column first; a question
+    whose systems were not both decoded gives no rows."""
+    rows = []
+    for name, system, baseline in questions:
+        pair = [d for d in decodings if d.system in (system, baseline)]
+        rows += [{"question": name, **row} for row in paired_differences(pair, baseline, resamples=resamples)
+                 if row["system"] == system]
+    return rows
+
+
+def questions_markdown(rows: Sequence[dict], resamples: int) -> str:
+    """The "Questions" section of results.md (rows of :func:`question_differences`)."""
+    lines = ["## Questions", "",
+             "WER(system) - WER(baseline) in points per question (negative: the system is better), seed N paired "
+             f"with seed N, utterances paired by id; 95 % paired bootstrap interval ({resamples} resamples), "
+             "two-sided p, minimum detectable effect (MDE: alpha 0.05, power 0.8).", "",
+             "| question | subset | decoding | system - baseline | diff | 95 % CI | p | MDE | seeds |",
+             "|---|---|---|---|---:|---|---:|---:|---|"]
+    floor = f"<{1 / resamples:g}"
+    for r in rows:
+        if r["diff"] is None:
+            cells = [r["note"], "", "", "", r["seeds"]]
+        else:
+            p = floor if r["p_value"] == 0 else _number(r["p_value"], "{:.3f}")
+            cells = [_number(r["diff"], "{:+.2f}"), f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p,
+                     _number(r["mde"]), r["seeds"]]
+        lines.append(f"| {r['question']} | {r['subset']} | {r['method']} | {r['system']} - {r['baseline']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def categories_markdown(rows: Sequence[dict], oov_rows: Sequence[dict], lexicon_path: str) -> str:
     """The "Error categories" section of results.md (rows of :func:`error_categories` and
     :func:`reference_out_of_lexicon`)."""

@@ -20,6 +20,9 @@ with --stages the recipe's stage wall times (stage_times.md). From the per-utter
 * significance.csv and results.md's "Differences against BASELINE": per other system, method and subset, the
   paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its 95 % bootstrap
   interval over utterances and seeds, p-value and minimum detectable effect (fairseq_kd/significance.py);
+* with --questions "Q1:SYSTEM:BASELINE ...": questions.csv and results.md's "Questions" (first): the same paired
+  differences for each named pair of systems (the questions of an experiment's plan, e.g.
+  docs/results/evidence/PLAN.md), every method and subset;
 * with --lexicon (the LM's lexicon.txt): error_categories.csv and results.md's "Error categories": substituted
   words that are non-words (misspellings) vs real words, and the out-of-lexicon rate of each subset's references;
 * with --per-utterance-dir DIR: DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding (id, reference words,
@@ -51,6 +54,8 @@ from fairseq_kd.comparison import (
     differences_markdown,
     error_categories,
     paired_differences,
+    question_differences,
+    questions_markdown,
     read_lexicon_words,
     read_utterance_table,
     reference_out_of_lexicon,
@@ -249,9 +254,15 @@ def write_per_utterance(decodings, directory):
     return written
 
 
-def statistics_sections(decodings, out, baseline, resamples, lexicon_path):
-    """significance.csv, error_categories.csv (with a lexicon) and their results.md sections."""
+def statistics_sections(decodings, out, baseline, resamples, lexicon_path, questions=()):
+    """questions.csv (with ``questions``), significance.csv, error_categories.csv (with a lexicon) and their
+    results.md sections."""
     sections = []
+    if questions:
+        answers = question_differences(decodings, questions, resamples=resamples)
+        if answers:
+            write_csv(os.path.join(out, "questions.csv"), answers, digits=4)
+            sections.append(questions_markdown(answers, resamples))
     differences = paired_differences(decodings, baseline, resamples=resamples)
     if differences:
         write_csv(os.path.join(out, "significance.csv"), differences, digits=4)
@@ -411,6 +422,9 @@ def main():
     parser.add_argument("--stages", help="the recipe's stage markers directory: adds stage_times.md")
     parser.add_argument("--baseline", help="system the others are compared with (default: xs_ctc if decoded, "
                         "else the first system of --systems that was decoded)")
+    parser.add_argument("--questions", default="",
+                        help="space-separated NAME:SYSTEM:BASELINE, e.g. 'Q1:xs_interaedkd:xs_ctc': the paired "
+                             "difference of each pair (questions.csv, results.md's Questions)")
     parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples per comparison")
     parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
                         "categories (non-words vs real words) and the references' out-of-lexicon rate")
@@ -419,6 +433,10 @@ def main():
                         "per_utterance/): its decodings that are not under --exp are included")
     args = parser.parse_args()
     systems_order = args.systems.split(",")
+    questions = [tuple(q.split(":")) for q in args.questions.split()]
+    for q in questions:
+        if len(q) != 3 or not all(q):
+            parser.error(f"--questions: {':'.join(q)!r} is not NAME:SYSTEM:BASELINE")
     found = read_decodings(args.exp)
     rows = collect(args.exp, args.data, found)
     if args.previous:
@@ -437,7 +455,7 @@ def main():
     baseline = choose_baseline(args.baseline, decodings, systems_order)
     try:
         intervals = wer_intervals(decodings, resamples=args.resamples)
-        sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon)
+        sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon, questions)
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
     write_intervals(intervals, args.out)

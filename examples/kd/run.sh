@@ -72,6 +72,7 @@ num_ood=0
 variants=""
 max_update_override=""
 teacher_options=""
+questions=""         # NAME:SYSTEM:BASELINE pairs whose paired differences stage 8 reports first
 priority_systems=0   # the first N systems get all their seeds before the rest start (0: all systems together)
 nj=$(nproc)
 exp=""
@@ -131,7 +132,8 @@ case "$preset" in
     num_train=3000; num_valid=300; num_test=300; speed="0.9,1.0,1.1"; max_words=16
     teacher_steps=2000; teacher_options="--eval-every 250"; max_update=2500; beams="10 50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
-    default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd" ;;
+    default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd"
+    questions="Q1:xs_interaedkd:xs_ctc Q2:xs_interctc_interaedkd:xs_interctc" ;;
   evidence)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
     asr_text=""
     num_train=6000; num_valid=300; num_test=500; speed="0.9,1.0,1.1"; max_words=16
@@ -142,7 +144,10 @@ case "$preset" in
     default_seeds="1 2 3"
     # in priority order: with too little compute, seeds go to the first ones first
     default_variants="xs_ctc xs_interctc xs_interctc_interaedkd xs_interctc_interaedkd_masked xs_interaedkd xs_interctc_interaedkd_beta0"
-    priority_systems=4 ;;
+    priority_systems=4
+    # docs/results/evidence/PLAN.md: interAED-KD vs CTC, + InterCTC, teacher vs reference (beta = 0), masking
+    questions="Q1:xs_interaedkd:xs_ctc Q2:xs_interctc_interaedkd:xs_interctc
+      Q2b:xs_interctc_interaedkd:xs_interctc_interaedkd_beta0 Q2c:xs_interctc_interaedkd_masked:xs_interctc_interaedkd" ;;
   librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
     config_prefix=${config_prefix:-100h_}
     teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
@@ -400,7 +405,7 @@ if run_stage 8 results; then
   lexicon_option=() && [ -f "$exp/lm/lexicon.txt" ] && lexicon_option=(--lexicon "$exp/lm/lexicon.txt")
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
-    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}" \
+    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
     ${previous_results:+--previous "$previous_results"}
   finish_stage 8 results
   log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"

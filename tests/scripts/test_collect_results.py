@@ -125,7 +125,7 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     out, per_utterance = tmp_path / "results", tmp_path / "per_utterance"
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems",
              "xs_ctc,xs_better,xs_same", "--resamples", 2000, "--lexicon", tmp_path / "lexicon.txt",
-             "--per-utterance-dir", per_utterance)
+             "--per-utterance-dir", per_utterance, "--questions", "Qa:xs_better:xs_same Qb:xs_absent:xs_ctc")
 
     words = sum(len(reference_words(u)) for u in range(UTTERANCES))
     true_diff = 100 * sum(better_errors(s, u) - baseline_errors(s, u) for s in seeds
@@ -145,6 +145,15 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
             f"{float(better['ci_high']):+.2f}] | {float(better['p_value']):.3f} | {float(better['mde']):.2f} | "
             "1,2 (skipped xs_better: 3) |"
             in markdown)
+    # --questions: the same paired difference for a named pair; xs_same is the baseline with its seeds swapped, so
+    # over seeds 1 and 2 the difference is the one against xs_ctc; a question on a system never decoded: no rows
+    with open(out / "questions.csv", newline="") as f:
+        answers = list(csv.DictReader(f))
+    assert [(a["question"], a["system"], a["baseline"], a["seeds"]) for a in answers] == [
+        ("Qa", "xs_better", "xs_same", "1,2")]
+    assert float(answers[0]["diff"]) == pytest.approx(true_diff, abs=1e-4)
+    assert markdown.index("## Questions") < markdown.index("## Differences against xs_ctc")
+    assert f"| Qa | test | greedy | xs_better - xs_same | {true_diff:+.2f} | [" in markdown
     intervals = read_csv(out / "wer_intervals.csv")
     for system in ("xs_ctc", "xs_better", "xs_same"):
         row = intervals[system, "greedy", "test"]
