@@ -14,7 +14,8 @@ pytestmark = pytest.mark.cli
 VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_interaedkd",
             "100h_ctc", "100h_interctc", "100h_aedkd", "100h_interaedkd", "100h_interctc_interaedkd",
             "960h_interctc_interaedkd", "xs_interctc_interaedkd_masked", "xs_interctc_interaedkd_nar",
-            "100h_interctc_interaedkd_masked", "100h_interctc_interaedkd_nar", "xs_interctc_interaedkd_beta0",
+            "100h_interctc_interaedkd_masked", "100h_interctc_interaedkd_nar",
+            "100h_interctc_interaedkd_beta0", "xs_interctc_interaedkd_beta0",
             "xs_interctc_interaedkd_beta05", "xs_interctc_interaedkd_alpha05"]
 
 
