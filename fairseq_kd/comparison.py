@@ -259,10 +259,12 @@ def question_differences(decodings: Sequence[Decoding], questions: Sequence[Tupl
                          resamples: int = 10000) -> List[dict]:
     """Rows of :func:`paired_differences` for each ``(name, system, baseline)`` of ``questions`` (e.g. ``("Q2",
     "xs_interctc_interaedkd", "xs_interctc")``), in question order, with a ``question`` column first; a question
-    whose systems were not both decoded gives no rows."""
+    whose systems were not both decoded (not trained yet) gives no rows."""
     rows = []
     for name, system, baseline in questions:
         pair = [d for d in decodings if d.system in (system, baseline)]
+        if {d.system for d in pair} != {system, baseline}:
+            continue
         rows += [{"question": name, **row} for row in paired_differences(pair, baseline, resamples=resamples)
                  if row["system"] == system]
     return rows

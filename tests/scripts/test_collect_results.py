@@ -125,7 +125,8 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     out, per_utterance = tmp_path / "results", tmp_path / "per_utterance"
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems",
              "xs_ctc,xs_better,xs_same", "--resamples", 2000, "--lexicon", tmp_path / "lexicon.txt",
-             "--per-utterance-dir", per_utterance, "--questions", "Qa:xs_better:xs_same Qb:xs_absent:xs_ctc")
+             "--per-utterance-dir", per_utterance,
+             "--questions", "Qa:xs_better:xs_same Qb:xs_absent:xs_ctc Qc:xs_ctc:xs_absent")
 
     words = sum(len(reference_words(u)) for u in range(UTTERANCES))
     true_diff = 100 * sum(better_errors(s, u) - baseline_errors(s, u) for s in seeds
@@ -146,7 +147,8 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
             "1,2 (skipped xs_better: 3) |"
             in markdown)
     # --questions: the same paired difference for a named pair; xs_same is the baseline with its seeds swapped, so
-    # over seeds 1 and 2 the difference is the one against xs_ctc; a question on a system never decoded: no rows
+    # over seeds 1 and 2 the difference is the one against xs_ctc; a question on a system never decoded (as system or
+    # as baseline): no rows
     with open(out / "questions.csv", newline="") as f:
         answers = list(csv.DictReader(f))
     assert [(a["question"], a["system"], a["baseline"], a["seeds"]) for a in answers] == [
