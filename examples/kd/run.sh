@@ -5,7 +5,7 @@
 #
 #   bash examples/kd/run.sh --preset smoke            # every stage in small (~5 min; run by scripts/run_tests.sh)
 #   bash examples/kd/run.sh --preset demo             # 19 min on 2 CPU cores: 2 systems, small corpus
-#   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~3 h on 2 cores (RESULTS.md)
+#   bash examples/kd/run.sh --preset cpu              # all 5 systems, ~3 h on 2 cores (docs/results/cpu/report.md)
 #   bash examples/kd/run.sh --preset cpu --stage 6 --stop-stage 6 --seeds "2 3"   # more seeds, one stage
 #   bash examples/kd/run.sh --preset cpu --max-update 1500                        # shorter training
 #   bash examples/kd/run.sh --preset evidence --parallel 2   # 6 systems x 3 seeds, 7500 updates, CIs (days)
@@ -152,7 +152,10 @@ case "$preset" in
     config_prefix=${config_prefix:-100h_}
     teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
-    default_variants="${config_prefix}ctc ${config_prefix}interctc ${config_prefix}aedkd ${config_prefix}interaedkd ${config_prefix}interctc_interaedkd" ;;
+    default_variants="${config_prefix}ctc ${config_prefix}interctc ${config_prefix}aedkd ${config_prefix}interaedkd ${config_prefix}interctc_interaedkd"
+    p=$config_prefix  # the evidence plan's questions (with --variants adding the masked and beta = 0 systems)
+    questions="Q1:${p}interaedkd:${p}ctc Q2:${p}interctc_interaedkd:${p}interctc
+      Q2b:${p}interctc_interaedkd:${p}interctc_interaedkd_beta0 Q2c:${p}interctc_interaedkd_masked:${p}interctc_interaedkd" ;;
   *) echo "unknown preset $preset (smoke, demo, cpu, evidence, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
