@@ -23,7 +23,8 @@
 # --teacher-steps N (MLM fine-tuning steps of the teacher instead of the preset's),
 # --previous-results DIR (an earlier stage 8 output kept elsewhere, e.g. docs/results/evidence: its systems and
 # seeds are neither trained nor decoded again, and stage 8 includes their decodings; for a session on a new
-# machine whose exp/ is gone).
+# machine whose exp/ is gone), --sidecars DIR (teacher sidecars extracted before for the same corpus, e.g.
+# docs/results/evidence/teacher_sidecars: stage 4 checks and copies them, and no teacher is fine-tuned in stage 3).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
 # test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
 # --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
@@ -50,6 +51,7 @@
 #   5 lm        word 4-gram + lexicon on the same text; an independent check that no valid/test sentence
 #               is in the teacher's or the LM's training text
 #   6 train     every system with fairseq-hydra-train --config-dir examples/kd, same data/updates/seeds
+#               (CTC and InterCTC read no sidecars: --stage 6 --variants "xs_ctc xs_interctc" can run beside 3-4)
 #   7 decode    greedy fairseq-generate of every system on valid and test subsets; LM weight / word score
 #               tuned on a valid subset (LibriSpeech: dev-clean for test-clean, dev-other for test-other);
 #               beam + LM on the test subsets
@@ -86,6 +88,7 @@ lm_text=""
 config_prefix=""
 lm_prune=""
 previous_results=""
+sidecars=""
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -109,6 +112,7 @@ while [ $# -gt 0 ]; do
     --config-prefix) config_prefix=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
     --previous-results) previous_results=$(realpath "$2"); shift 2 ;;
+    --sidecars) sidecars=$(realpath "$2"); shift 2 ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
@@ -282,7 +286,9 @@ if [ "$preset" = librispeech ] && [ "$teacher_steps" -eq 0 ]; then
   if [ -z "$missing" ]; then teacher=$teacher_dir; else teacher_steps=2000; teacher_options=""; fi
 fi
 if run_stage 3 teacher; then
-  if [ "$teacher" != "$exp/teacher" ]; then
+  if [ -n "$sidecars" ]; then
+    log "teacher sidecars given (--sidecars $sidecars): no teacher needed"
+  elif [ "$teacher" != "$exp/teacher" ]; then
     log "teacher $teacher has a trained MLM head: used as it is (--teacher-steps N fine-tunes it on --lm-text)"
   elif [ "$preset" = librispeech ]; then
     log "teacher $teacher_dir: fine-tuning $teacher_steps MLM steps on $lm_text"
@@ -300,7 +306,9 @@ fi
 
 if run_stage 4 sidecars; then
   splits="train $valid_splits"
-  if [ "$nj" -le 1 ]; then
+  if [ -n "$sidecars" ]; then
+    python scripts/copy_teacher_sidecar.py --from "$sidecars" --data "$corpus" --splits $splits --out "$corpus/teacher"
+  elif [ "$nj" -le 1 ]; then
     python scripts/extract_teacher_sidecar.py --teacher "$teacher" --data "$corpus" --splits $splits \
       --out "$corpus/teacher" --topk 10 --device $device --threads 1
   else  # --nj shards (one thread or one GPU each), then merged into the files one process would write
@@ -353,8 +361,12 @@ if run_stage 6 train; then
     decoded_before $v $seed && return 0
     log "training $v seed $seed"
     mkdir -p "$exp/$v"
+    # only systems with an attention decoder read the teacher: CTC and InterCTC can train before stage 4
+    local sidecar_dir=null
+    python -c "import sys; from omegaconf import OmegaConf; sys.exit(not OmegaConf.load(sys.argv[1]).model.get('aed_layers'))" \
+      examples/kd/$v.yaml && sidecar_dir="$corpus/teacher"
     fairseq-hydra-train --config-dir examples/kd \
-      --config-name $v task.data="$corpus" task.kd_sidecar_dir="$corpus/teacher" common.user_dir="$ROOT/fairseq_kd" \
+      --config-name $v task.data="$corpus" task.kd_sidecar_dir="$sidecar_dir" common.user_dir="$ROOT/fairseq_kd" \
       common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
       $device_overrides ${max_update:+optimization.max_update=$max_update} \
       >> "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; return 1; }

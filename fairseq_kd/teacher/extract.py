@@ -35,8 +35,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.teacher_sidecar import (
+    ARRAYS,
     FORMAT_VERSION,
     TEACHER_FILE,
+    TeacherSidecar,
     keys_checksum,
     read_teacher_meta,
     sidecar_path,
@@ -334,3 +336,25 @@ def _merge_parts(parts, out_dir, split, meta) -> dict:
         stats["unspeakable_mass_mean"] = unspeakable_mass / denominator
     return {"format": FORMAT_VERSION, "split": split, "num_utterances": len(lengths),
             "num_positions": num_positions, "teacher": meta, "stats": stats}
+
+
+def copy_split(source_dir: str, data_dir: str, split: str, out_dir: str) -> dict:
+    """Copy ``split``'s sidecar, extracted earlier (elsewhere, e.g. on another machine), from ``source_dir`` into
+    ``out_dir`` for the corpus in ``data_dir``; return its header. The sidecar is validated in full and its keys
+    must match ``data_dir``'s manifest and transcripts line by line (:class:`TeacherSidecar`); ``out_dir`` must
+    hold no sidecars of another teacher. The arrays and keys are copied first and the header last, each file
+    atomically, so an interrupted copy never looks finished."""
+    source = TeacherSidecar(source_dir, split)
+    source.check_matches(data_dir)
+    prepare_sidecar_dir(out_dir, read_teacher_meta(source_dir))
+    header_path = sidecar_path(out_dir, split, "json")
+    if read_json(header_path) == source.header:
+        logger.info(f"{split}: already copied")
+        return source.header
+    with suppress(FileNotFoundError):
+        os.remove(header_path)  # a sidecar being replaced must not look finished halfway
+    for part in [*ARRAYS, "keys.txt", "json"]:
+        with open(sidecar_path(source_dir, split, part), "rb") as src, atomic_write(
+                sidecar_path(out_dir, split, part), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return source.header

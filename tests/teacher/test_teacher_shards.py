@@ -1,4 +1,5 @@
-"""Sharded sidecar extraction: shards + merge == one unsharded run, byte for byte; refusals of unmergeable shards."""
+"""Sharded sidecar extraction: shards + merge == one unsharded run, byte for byte; refusals of unmergeable shards;
+sidecars copied to a corpus built again (scripts/copy_teacher_sidecar.py), refused for another corpus."""
 import os
 import shutil
 import sys
@@ -8,13 +9,14 @@ import pytest
 from conftest import ROOT, run
 from fairseq_kd.data.teacher_sidecar import TeacherSidecar, sidecar_path
 from fairseq_kd.errors import DataError
-from fairseq_kd.teacher.extract import extract_split, merge_split, prepare_sidecar_dir, teacher_meta
+from fairseq_kd.teacher.extract import copy_split, extract_split, merge_split, prepare_sidecar_dir, teacher_meta
 from fairseq_kd.teacher.masked_lm import MaskedLmTeacher
 from tiny_bert import corpus_teacher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MERGE = os.path.join(ROOT, "scripts", "merge_teacher_sidecar.py")
+COPY = os.path.join(ROOT, "scripts", "copy_teacher_sidecar.py")
 K = 4
 SETTINGS = dict(batch_tokens=200, chunk_size=8, progress=False)  # train: 40 utterances = 5 chunks
 
@@ -98,3 +100,29 @@ def test_merge_refuses_data_changed_after_extraction(corpus, teacher, tmp_path):
     (data / "train.wrd").write_text("\n".join(lines))
     with pytest.raises(DataError, match=r"train\.tsv or train\.wrd changed since the chunks .* were extracted"):
         merge_split(str(data), "train", out)
+
+
+def test_copied_sidecars_are_the_extracted_ones_and_a_second_copy_does_nothing(corpus, unsharded, tmp_path):
+    out = str(tmp_path / "copy")
+    proc = run([sys.executable, COPY, "--from", unsharded, "--data", corpus, "--splits", "train", "--out", out])
+    assert "train: 40 utterances" in proc.stdout
+    assert sorted(os.listdir(out)) == sorted(os.listdir(unsharded))
+    for name in os.listdir(out):
+        with open(os.path.join(unsharded, name), "rb") as a, open(os.path.join(out, name), "rb") as b:
+            assert a.read() == b.read(), name
+    before = {name: os.stat(os.path.join(out, name)).st_mtime_ns for name in os.listdir(out)}
+    assert copy_split(unsharded, corpus, "train", out)["num_utterances"] == 40
+    assert before == {name: os.stat(os.path.join(out, name)).st_mtime_ns for name in os.listdir(out)}
+
+
+def test_copy_refuses_sidecars_of_another_corpus_naming_the_line(corpus, unsharded, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data, ignore=shutil.ignore_patterns("audio"))
+    lines = (data / "train.wrd").read_text().split("\n")
+    lines[4] = "A CHANGED LINE"
+    (data / "train.wrd").write_text("\n".join(lines))
+    out = tmp_path / "copy"
+    with pytest.raises(DataError, match=r"train\.tsv/\.wrd line 5 is .*A CHANGED LINE.* but .*train\.kd\.keys\.txt:5 "
+                                        r"was extracted for"):
+        copy_split(unsharded, str(data), "train", str(out))
+    assert not out.exists()  # nothing copied
