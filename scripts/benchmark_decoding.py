@@ -50,6 +50,14 @@ def quantize_int8_(model):
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
+def pin_float32_(model):
+    """``model`` without bfloat16 autocast (``model.autocast_bf16``, which by default turns it on for CPUs with
+    AVX512-BF16 or AMX), in place: the float32 rows are float32, and int8's quantised linear layers take float32
+    activations only."""
+    if hasattr(getattr(model, "cfg", None), "autocast_bf16"):
+        model.cfg.autocast_bf16 = False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_arguments(parser, "test", "split to decode")
@@ -82,6 +90,7 @@ def main():
     torch.set_num_threads(args.threads)
 
     model, task = load_for_decoding(args.path, args.data, args.subset, args.device)
+    pin_float32_(model)
     tgt_dict = task.target_dictionary
     blank = ctc_blank_index(tgt_dict)
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
