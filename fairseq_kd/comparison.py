@@ -270,6 +270,28 @@ def question_differences(decodings: Sequence[Decoding], questions: Sequence[Tupl
     return rows
 
 
+def intervals_markdown(intervals: Dict[Tuple[str, str, str], Tuple[float, float, float, int]], resamples: int,
+                       main_subset: str) -> str:
+    """The "WER with 95 % intervals" section of results.md (the result of :func:`wer_intervals`): one row per
+    method and system, in the order of ``intervals``, one column per subset (``main_subset`` first). Its rows
+    start with the method: the results table's rows alone start with the system."""
+    subsets = sorted({subset for _, _, subset in intervals}, key=lambda s: (s != main_subset, s))
+    rows = {}
+    for (system, method, subset), (wer, low, high, seeds) in intervals.items():
+        row = rows.setdefault((method, system), {"seeds": set()})
+        row[subset] = f"{wer:.1f} [{low:.1f}, {high:.1f}]"
+        row["seeds"].add(seeds)
+    lines = ["## WER with 95 % intervals", "",
+             f"Each system's WER over its seeds with a 95 % bootstrap interval over utterances and seeds ({resamples} "
+             "resamples); seeds: how many were decoded.", "",
+             "| decoding | system | seeds | " + " | ".join(subsets) + " |",
+             "|---|---|---|" + "---:|" * len(subsets)]
+    for (method, system), row in rows.items():
+        seeds = "/".join(str(n) for n in sorted(row["seeds"]))
+        lines.append(f"| {method} | {system} | {seeds} | " + " | ".join(row.get(s, "") for s in subsets) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def questions_markdown(rows: Sequence[dict], resamples: int) -> str:
     """The "Questions" section of results.md (rows of :func:`question_differences`)."""
     lines = ["## Questions", "",

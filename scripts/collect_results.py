@@ -15,8 +15,9 @@ seeds, one row per system and method), wer_vs_time.png (one point per system and
 with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
 ``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py):
 
-* wer_intervals.csv, results.md's "95 % CI" column (main subset) and the plot's error bars: each system's and
-  method's WER with its 95 % bootstrap interval over utterances and seeds (fairseq_kd/significance.py);
+* wer_intervals.csv, results.md's "95 % CI" column (main subset), its "WER with 95 % intervals" (every subset)
+  and the plot's error bars: each system's and method's WER with its 95 % bootstrap interval over utterances
+  and seeds (fairseq_kd/significance.py);
 * significance.csv and results.md's "Differences against BASELINE": per other system, method and subset, the
   paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its 95 % bootstrap
   interval over utterances and seeds, p-value and minimum detectable effect (fairseq_kd/significance.py);
@@ -53,6 +54,7 @@ from fairseq_kd.comparison import (
     categories_markdown,
     differences_markdown,
     error_categories,
+    intervals_markdown,
     paired_differences,
     question_differences,
     questions_markdown,
@@ -459,6 +461,8 @@ def main():
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
     write_intervals(intervals, args.out)
+    if intervals:
+        sections.insert(0, intervals_markdown(intervals, args.resamples, args.main_subset))
     print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals))
     if args.stages:
         table = stage_times(args.stages)

@@ -162,6 +162,10 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
         assert float(row["ci_low"]) < float(row["wer"]) < float(row["ci_high"])
         assert f"| [{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}] |" in markdown
     assert intervals["xs_better", "greedy", "test"]["seeds"] == "3"
+    better_interval = intervals["xs_better", "greedy", "test"]
+    assert markdown.index("## WER with 95 % intervals") < markdown.index("## Questions")
+    assert (f"| greedy | xs_better | 3 | {float(better_interval['wer']):.1f} [{float(better_interval['ci_low']):.1f}, "
+            f"{float(better_interval['ci_high']):.1f}] |" in markdown)
     assert float(intervals["xs_same", "greedy", "test"]["wer"]) == pytest.approx(
         float(intervals["xs_ctc", "greedy", "test"]["wer"]))
     # the results table's rows alone start with the system (scripts/run_tests.sh counts them)
