@@ -97,18 +97,21 @@ def main():
     rows = []
     for dtype in sorted(set(args.encoder_dtypes), key=["float32", "int8"].index):  # int8 quantises in place
         encoder = quantize_int8_(model) if dtype == "int8" else model
+        quantised = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in encoder.modules())
         runs = [encode_split(encoder, task, args.subset, args.max_tokens, args.batch_size, args.device)
                 for _ in range(args.repeats)]
         encoded = runs[0]
         encoder_seconds = min(run.encoder_seconds for run in runs)
         seconds, errors = search_split(greedy_search(blank), encoded, tgt_dict, args.device, args.repeats)
-        rows.append({"encoder_dtype": dtype, "encoder_seconds": encoder_seconds, "decoder": "greedy", "beam": 1,
+        rows.append({"encoder_dtype": dtype, "quantised_linears": quantised, "encoder_seconds": encoder_seconds,
+                     "decoder": "greedy", "beam": 1,
                      "search_threads": args.threads, "search_seconds": seconds, "errors": errors})
         for beam in args.beams:
             decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
                                        word_score=word_score, beam_threshold=args.beam_threshold)
             seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict, args.device, args.repeats)
-            rows.append({"encoder_dtype": dtype, "encoder_seconds": encoder_seconds, "decoder": "beam_lm",
+            rows.append({"encoder_dtype": dtype, "quantised_linears": quantised, "encoder_seconds": encoder_seconds,
+                         "decoder": "beam_lm",
                          "beam": beam, "search_threads": 1, "search_seconds": seconds, "errors": errors})
     batch_size = encoded.num_utterances / len(encoded.batches)
     greedy = rows[0]  # the first encoder dtype's greedy decoding: the reference of every ratio
@@ -126,7 +129,8 @@ def main():
     for row in rows:
         encoder_seconds = row["encoder_seconds"]
         total = encoder_seconds + row["search_seconds"]
-        entry = {"encoder_dtype": row["encoder_dtype"], "decoder": row["decoder"], "beam": row["beam"],
+        entry = {"encoder_dtype": row["encoder_dtype"], "quantised_linears": row["quantised_linears"],
+                 "decoder": row["decoder"], "beam": row["beam"],
                  "wer": round(row["errors"].wer, 2),
                  "encoder_seconds": round(encoder_seconds, 3), "search_seconds": round(row["search_seconds"], 3),
                  "total_seconds": round(total, 3), "rtf": round(total / encoded.audio_seconds, 5),

@@ -6,12 +6,14 @@
 #
 #   bash scripts/run_tests.sh               set-up + ruff + pytest + smoke recipe (what CI runs)
 #   bash scripts/run_tests.sh -k greedy     set-up + ruff + pytest with these arguments only (no smoke recipe)
-#   bash scripts/run_tests.sh -m "not cli"  the unit tests only (about 40 s)
+#   bash scripts/run_tests.sh -m "not cli"  the unit tests only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh
+bash scripts/setup_env.sh --for tests
 .venv/bin/ruff check .  # the linter (ruff.toml: pycodestyle, pyflakes, import order, 120 columns)
-.venv/bin/python -m pytest -q "$@"
+# both cores: two xdist workers, each test file on one worker (its module fixtures built once), the shared
+# artefacts (corpus, sidecars, trained models) built once for both (tests/conftest.py)
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
 if [ $# -eq 0 ]; then
   rm -rf exp/smoke  # the smoke recipe always starts from nothing: its stage markers must not skip work
   start=$(date +%s)

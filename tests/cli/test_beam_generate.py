@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from cli_runs import hydra_train
 from conftest import ROOT, SENTENCES, USER_DIR, run
 from fairseq_kd.decoding.evaluation import encode_split, load_for_decoding
 
@@ -16,10 +15,8 @@ SCRIPTS = os.path.join(ROOT, "scripts")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(corpus, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("beam_model")
-    hydra_train("xs_ctc", corpus, save_dir, 3)
-    return os.path.join(save_dir, "checkpoint_last.pt")
+def checkpoint(interctc_run):
+    return os.path.join(interctc_run[0], "checkpoint_last.pt")
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +90,12 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
     assert all(r["total_seconds"] == pytest.approx(r["encoder_seconds"] + r["search_seconds"], abs=2e-3)
                for r in bench["rows"])
     assert bench["rows"][0]["speed_ratio_vs_greedy"] == 1.0 and bench["rows"][0]["mean_batch_utterances"] > 1
-    # int8 is timed on its own encoder run (ratios against float32 greedy) and decodes nearly the same words
-    assert bench["rows"][3]["encoder_seconds"] != bench["rows"][0]["encoder_seconds"]
+    # int8 rows decode with the linear layers quantised, on their own encoder run shared by their greedy and beam rows
+    # (ratios against float32 greedy), and nearly the same words; what the timings are is not asserted (two runs of
+    # 13 utterances can take the same time to the millisecond)
+    assert [r["quantised_linears"] > 0 for r in bench["rows"]] == [False] * 3 + [True] * 3
+    for dtype_rows in (bench["rows"][:3], bench["rows"][3:]):
+        assert len({r["encoder_seconds"] for r in dtype_rows}) == 1
     assert abs(bench["rows"][3]["wer"] - bench["rows"][0]["wer"]) < 25
     assert re.search(r"^float32 greedy +1 ", proc.stdout, flags=re.M)
     assert re.search(r"^int8 +beam_lm +4 ", proc.stdout, flags=re.M)

@@ -38,7 +38,7 @@ def losses(log):
 def parameters(checkpoint, buffers=True):
     """A checkpoint's state dict. ``buffers=False`` leaves out BatchNorm running statistics: under DDP each rank
     updates them from its own batches only (fairseq does not average them), unlike gradient accumulation."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
     return {k: v for k, v in state.items()
             if buffers or not k.split(".")[-1].startswith(("running_", "num_batches_tracked"))}
 

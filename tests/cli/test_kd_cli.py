@@ -1,12 +1,14 @@
-"""Every variant config trains through the real fairseq-hydra-train with a tiny teacher's sidecars, KD
-checkpoints decode with fairseq-generate (greedy CTC), and the exported inference checkpoint decodes the same."""
+"""Every variant config trains through fairseq's training loop with a tiny teacher's sidecars (in this process:
+the YAML composed as fairseq-hydra-train composes it, then ``fairseq_cli.train.main``; the real
+fairseq-hydra-train of a KD config is the shared ``kd_run``), KD checkpoints decode with fairseq-generate (greedy
+CTC), and the exported inference checkpoint decodes the same."""
 import os
 import re
 import sys
 
 import pytest
 
-from cli_runs import CONFIG_DIR, ON_CPU, TINY_KD_MODEL, generate, kd_train
+from cli_runs import CONFIG_DIR, ON_CPU, TINY_KD_MODEL, generate, train_in_process
 from conftest import ROOT, USER_DIR, run
 
 pytestmark = pytest.mark.cli
@@ -21,8 +23,8 @@ VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_i
 
 @pytest.mark.parametrize("config", VARIANTS)
 def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path):
-    log = kd_train(config, corpus, kd_sidecars, tmp_path / "ckpt",
-                "model.encoder_layers=6" if config.startswith("xs") else "model.encoder_layers=12")
+    log = train_in_process(config, corpus, kd_sidecars, tmp_path / "ckpt", "checkpoint.no_save=true",
+                           "model.encoder_layers=6" if config.startswith("xs") else "model.encoder_layers=12")
     step = re.findall(r"train_inner.*num_updates=2.*", log)
     assert step, log[-3000:]
     has_aed, has_inter = "aedkd" in config, "interctc" in config
@@ -37,10 +39,8 @@ def test_variant_trains_and_logs_its_terms(config, corpus, kd_sidecars, tmp_path
 
 
 @pytest.fixture(scope="module")
-def kd_checkpoint(corpus, kd_sidecars, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("kd")
-    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
-    return os.path.join(save_dir, "checkpoint_last.pt")
+def kd_checkpoint(kd_run):
+    return os.path.join(kd_run[0], "checkpoint_last.pt")
 
 
 def test_kd_checkpoint_decodes_with_greedy_ctc_without_sidecars(corpus, kd_checkpoint, tmp_path):
@@ -59,11 +59,12 @@ def test_export_drops_the_decoder_and_keeps_the_greedy_output(corpus, kd_checkpo
     assert hyps(before) == hyps(after) and len(hyps(after)) == 13
     import torch
 
-    import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+    import fairseq_kd  # noqa: F401  (safe globals of fairseq checkpoints)
     from fairseq_kd.models.conformer_kd import AED_DECODER_PREFIX
 
-    state = torch.load(exported)
-    assert not any(k.startswith(AED_DECODER_PREFIX) for k in state["model"]) and state["cfg"].model.aed_layers == []
+    state = torch.load(exported, weights_only=True)
+    assert not any(k.startswith(AED_DECODER_PREFIX) for k in state["model"])
+    assert state["cfg"]["model"]["aed_layers"] == []
 
 
 def test_kd_weight_without_sidecar_dir_fails_before_training(corpus, tmp_path):

@@ -5,6 +5,14 @@ SPEAKER-CHAPTER-NNNN.flac with one SPEAKER-CHAPTER.trans.txt per chapter (upper-
 train-clean-100, dev-clean, dev-other, test-clean and test-other; an LM text like librispeech-lm-norm.txt (one
 normalised upper-case sentence per line, with the dev/test sentences in it, which the recipe must exclude);
 and a tiny BERT masked LM as the teacher directory.
+
+What it guards that the smoke recipe (scripts/run_tests.sh after pytest: all eight stages of ``--preset smoke``
+on TTS audio, the teacher fine-tuned, sidecars in 2 shards merged, LM, two trainings, greedy and beam + LM
+decoding, the table) does not: LibriSpeech's layout read by stage 2 (several dev/test subsets, flac), a given
+teacher directory with a trained head used as it is (3), sidecars of both dev subsets (4), the given LM text
+filtered of every dev/test sentence (5), validation on two dev subsets (6), LM weights tuned on each dev subset
+for its test subset (7) and the table's columns (8). One thread and one sidecar shard, since the smoke recipe
+covers the merge of shards.
 """
 import os
 import subprocess
@@ -72,7 +80,7 @@ def test_librispeech_preset_runs_every_stage_to_the_results_table(librispeech, t
     root, teacher, lm_text = librispeech
     exp = tmp_path / "exp"
     proc = run_recipe("--librispeech-dir", root, "--teacher-dir", teacher, "--lm-text", lm_text, "--exp", str(exp),
-                      "--config-prefix", "xs_", "--max-update", "10", "--device", "cpu", "--nj", "2",
+                      "--config-prefix", "xs_", "--max-update", "10", "--device", "cpu", "--nj", "1",
                       "--variants", "xs_interctc_interaedkd", "--beams", "10")
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "has a trained MLM head: used as it is" in proc.stdout
@@ -82,7 +90,7 @@ def test_librispeech_preset_runs_every_stage_to_the_results_table(librispeech, t
         assert len(entries) == count and all(path.endswith(".flac") for path, _, _ in entries)
         assert len((corpus / f"{split}.wrd").read_text().splitlines()) == count
     assert audio_root == os.path.join(root, "test-other")
-    for split in ("train", "dev_clean", "dev_other"):  # sidecars of training and validation, merged from 2 shards
+    for split in ("train", "dev_clean", "dev_other"):  # sidecars of training and validation
         assert (corpus / "teacher" / f"{split}.kd.json").is_file()
     system = exp / "xs_interctc_interaedkd" / "seed1"
     assert "dev_clean" in (exp / "xs_interctc_interaedkd" / "seed1.train.log").read_text()

@@ -9,7 +9,6 @@ import sys
 import pytest
 import torch
 
-from cli_runs import kd_train
 from conftest import ROOT, run
 from fairseq_kd.diagnostics.kd_diagnostics import (
     DecoderListening,
@@ -153,12 +152,10 @@ def test_token_frame_correlation():
 
 
 @pytest.fixture(scope="module")
-def checkpoints(corpus, kd_sidecars, tmp_path_factory):
-    """A real xs interCTC-interAED-KD training checkpoint (2 updates) and its decoder-less export."""
-    save_dir = tmp_path_factory.mktemp("kd")
-    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6")
-    checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
-    exported = os.path.join(save_dir, "model_ctc.pt")
+def checkpoints(kd_run, tmp_path_factory):
+    """A real xs interCTC-interAED-KD training checkpoint (the shared ``kd_run``) and its decoder-less export."""
+    checkpoint = os.path.join(kd_run[0], "checkpoint_last.pt")
+    exported = str(tmp_path_factory.mktemp("export") / "model_ctc.pt")
     run([sys.executable, os.path.join(ROOT, "scripts", "export_ctc_model.py"), checkpoint, exported])
     return checkpoint, exported
 

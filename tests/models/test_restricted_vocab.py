@@ -1,12 +1,13 @@
 """The restricted decoder vocabulary (model.aed_restrict_vocab): the id map, the losses it gives, and its life
 through training, checkpoints and decoding."""
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from cli_runs import generate, kd_train
+from cli_runs import generate, kd_train, train_in_process
 from fairseq_kd.criterions.ctc_kd import CtcKdCriterion
 from fairseq_kd.data.teacher_sidecar import read_teacher_meta
 from fairseq_kd.models.aed_decoder import SharedAttentionDecoder
@@ -71,17 +72,16 @@ def test_vocabulary_of_the_training_sidecar(kd_sidecars):
 
 
 @pytest.mark.cli
-def test_restricted_decoder_trains_resumes_and_decodes(corpus, kd_sidecars, tmp_path):
-    """The id map is saved with the weights: a resumed run and fairseq-generate rebuild the same decoder."""
+def test_restricted_decoder_trains_resumes_and_decodes(corpus, kd_sidecars, kd_run, tmp_path):
+    """The id map is saved with the weights: a resumed run and fairseq-generate rebuild the same decoder (the
+    shared ``kd_run`` trains with the xs default, ``model.aed_restrict_vocab=true``)."""
     from fairseq import checkpoint_utils
 
     import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
 
-    save_dir = tmp_path / "ckpt"
-    log = kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
-                "model.aed_restrict_vocab=true")
+    trained_dir, log = kd_run
     assert "attention decoder vocabulary restricted to the" in log
-    checkpoint = str(save_dir / "checkpoint_last.pt")
+    checkpoint = os.path.join(trained_dir, "checkpoint_last.pt")
     models, cfg, _ = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={
         "data": corpus, "kd_sidecar_dir": None})
     dec = models[0].aed_decoder
@@ -89,8 +89,10 @@ def test_restricted_decoder_trains_resumes_and_decodes(corpus, kd_sidecars, tmp_
     assert dec.output_ids.tolist() == expected.tolist() and cfg.model.aed_output_size == len(expected)
     assert dec.embed_tokens.num_embeddings == len(expected)
     assert dec.decoder_ids(torch.as_tensor(expected)).tolist() == list(range(len(expected)))
+    save_dir = tmp_path / "ckpt"
+    shutil.copytree(trained_dir, save_dir)
     resumed = kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
-                    "model.aed_restrict_vocab=true", "optimization.max_update=3")
+                       "model.aed_restrict_vocab=true", "optimization.max_update=3")
     assert "@ 2 updates)" in resumed and "num_updates=3" in resumed
     out = generate(corpus, checkpoint, str(tmp_path / "decode"))
     assert len([line for line in out.splitlines() if line.startswith("H-")]) == 13
@@ -106,9 +108,9 @@ def test_checkpoints_saved_before_the_new_fields_still_load(corpus, kd_sidecars,
 
     import fairseq_kd  # noqa: F401
 
-    save_dir = tmp_path / "ckpt"
-    kd_train("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
-             "model.aed_restrict_vocab=false")  # the xs default is true since December 2026
+    save_dir = tmp_path / "ckpt"  # fairseq's training loop in this process; the xs default is true since December 2026
+    train_in_process("xs_interctc_interaedkd", corpus, kd_sidecars, save_dir, "model.encoder_layers=6",
+                     "model.aed_restrict_vocab=false")
     state = torch.load(save_dir / "checkpoint_last.pt")
     for name in NEW_FIELDS:  # fairseq saves the config as plain containers
         del state["cfg"]["model"][name]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.cli
 def test_benchmark_reports_audio_throughput_flops_and_a_complete_profile(corpus, kd_sidecars, tmp_path):
     out = tmp_path / "bench.json"
     log = run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_training.py"), "--data", corpus,
-               "--sidecars", kd_sidecars, "--variants", "xs_ctc,xs_interctc_interaedkd", "--updates", "5",
+               "--sidecars", kd_sidecars, "--variants", "xs_ctc,xs_interctc_interaedkd", "--updates", "3",
                "--warmup", "1", "--threads", "1", "--profile-steps", "2", "--flop-batches", "1", "--json", str(out),
                "model.encoder_layers=6", *TINY_KD_MODEL]).stdout
     assert "| xs_interctc_interaedkd |" in log and "GFLOP / audio-s" in log
@@ -35,8 +35,8 @@ def test_side_by_side_trainings_sum_their_throughput(corpus, tmp_path):
     """--side-by-side 2 measures what run.sh --parallel 2 does: two 1-thread trainings at once, summed."""
     out = tmp_path / "bench.json"
     run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_training.py"), "--data", corpus,
-         "--variants", "xs_ctc", "--updates", "5", "--warmup", "1", "--threads", "2", "--side-by-side", "2",
-         "--json", str(out), "model.encoder_layers=6"])
+         "--variants", "xs_ctc", "--updates", "3", "--warmup", "1", "--threads", "2", "--side-by-side", "2",
+         "--json", str(out), "model.encoder_layers=6", *TINY_KD_MODEL])
     r = json.loads(out.read_text())["results"]["xs_ctc"]
     runs = r["side_by_side"]
     assert len(runs) == 2 and all(run_["audio_seconds_per_second"] > 0 for run_ in runs)
