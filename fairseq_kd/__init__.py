@@ -2,19 +2,20 @@
 
 Load with ``--user-dir fairseq_kd`` (fairseq-train, fairseq-hydra-train, fairseq-generate). Importing the
 package registers the ``audio_kd`` task, the ``ctc_kd`` criterion and the ``ctc_kd`` / ``wav2vec_ctc_kd``
-models.
+models; it also quiets the console (:mod:`fairseq_kd.console`: fairseq's log format, no third-party alarms the
+user cannot act on).
 
 Checkpoint loading (the one place this is handled)
 --------------------------------------------------
-torch >= 2.6 loads checkpoints with ``weights_only=True``; fairseq checkpoints pickle a ``Dictionary`` and
-omegaconf/argparse configs, so ``fairseq-generate --path``, resuming from ``checkpoint_last.pt`` and
-``w2v_path`` would fail with ``UnpicklingError: Weights only load failed``. Importing this package sets
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (unless the user already set the variable), which torch reads at each
-``torch.load`` call. Checkpoints are the user's own training outputs; do not load untrusted checkpoints
-(a pickle can run code), with or without this plugin.
+Importing this package registers the classes fairseq checkpoints hold as safe globals of torch's weights-only
+unpickler and makes fairseq's checkpoint loader refuse, with a clear message, a checkpoint whose pickle could
+run code (:mod:`fairseq_kd.checkpoints`); torch's safe loading stays on for the whole process.
 """
-import os
+from . import checkpoints
+from .console import restore_fairseq_logging, silence_known_third_party_warnings
 
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+restore_fairseq_logging()
+silence_known_third_party_warnings()
+checkpoints.install()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registration side effects)

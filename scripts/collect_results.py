@@ -13,17 +13,26 @@ checkpoint without the training-only attention decoder).
 Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
 seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
 with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
-``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py):
+``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py), with 95 % t intervals over utterances
+and seeds whose seed component is pooled over every system of the table (fairseq_kd/significance.py: with 2-3
+seeds a system's own seed variance has 1-2 degrees of freedom; with no system of 2 seeds the intervals are over
+"utterances only"):
 
-* wer_intervals.csv, results.md's "95 % CI" column (main subset), its "WER with 95 % intervals" (every subset)
-  and the plot's error bars: each system's and method's WER with its 95 % bootstrap interval over utterances
-  and seeds (fairseq_kd/significance.py);
+* wer_intervals.csv, results.md's "95 % CI" column (main subset), its "WER with 95 % intervals" (every subset,
+  and the pooled seed components, also in seed_variance.csv) and the plot's error bars: each system's and
+  method's WER with its interval;
 * significance.csv and results.md's "Differences against BASELINE": per other system, method and subset, the
-  paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its 95 % bootstrap
-  interval over utterances and seeds, p-value and minimum detectable effect (fairseq_kd/significance.py);
+  paired WER difference to --baseline (seed N with seed N, utterances paired by id) with its interval, p-value,
+  minimum detectable effect and what the interval is over;
 * with --questions "Q1:SYSTEM:BASELINE ...": questions.csv and results.md's "Questions" (first): the same paired
   differences for each named pair of systems (the questions of an experiment's plan, e.g.
-  docs/results/evidence/PLAN.md), every method and subset;
+  docs/results/evidence/PLAN.md), every method and subset; and forest.png, a forest plot of them (one row per
+  question and test subset; without --questions, of significance.csv's differences);
+* the subsets of --cluster-by-speaker (default test_unseen: its 2 voices were never trained on) have their
+  intervals over speakers instead of utterances, and those of --per-speaker (default test_unseen) also one row
+  per speaker, as the subset SUBSET/SPEAKER; the speaker of each utterance comes from the file names of
+  DATA/SUBSET.tsv (the synthetic corpus's <split>-<voice>-<index>, LibriSpeech's <speaker>-<chapter>-<utterance>)
+  or from DIR/speakers/SUBSET.tsv of --previous, and is written to speakers/SUBSET.tsv;
 * with --lexicon (the LM's lexicon.txt): error_categories.csv and results.md's "Error categories": substituted
   words that are non-words (misspellings) vs real words, and the out-of-lexicon rate of each subset's references;
 * with --per-utterance-dir DIR: DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding (id, reference words,
@@ -46,21 +55,29 @@ import re
 import statistics
 from collections import defaultdict
 
+import numpy as np
 import torch
 
-import fairseq_kd  # noqa: F401  (checkpoint loading set-up)
+import fairseq_kd  # noqa: F401  (safe checkpoint loading)
 from fairseq_kd.comparison import (
     Decoding,
+    attach_speakers,
     categories_markdown,
     differences_markdown,
     error_categories,
     intervals_markdown,
+    manifest_speakers,
     paired_differences,
     question_differences,
     questions_markdown,
     read_lexicon_words,
+    read_speakers_table,
     read_utterance_table,
     reference_out_of_lexicon,
+    seed_component_rows,
+    seed_components,
+    speaker_subsets,
+    speakers_table,
     utterance_table,
     wer_intervals,
 )
@@ -126,7 +143,7 @@ def audio_seconds(data, subset, sample_rate=16000):
 
 def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
     if checkpoint not in cache:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # fairseq checkpoint (trusted)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # fairseq_kd/checkpoints.py
         cache[checkpoint] = sum(v.numel() for v in inference_state_dict(state["model"]).values()
                                 if v.is_floating_point())
     return cache[checkpoint]
@@ -211,14 +228,18 @@ def system_order(systems_order):
     return lambda system: (order.get(system, len(order)), system)
 
 
-def decodings_in_order(found, systems_order, main_subset):
-    """fairseq_kd.comparison's Decoding of every decoding, by subset (main subset first), then system in table
-    order, method, seed: the order of the statistics' rows."""
+def table_order(systems_order, main_subset):
+    """Sort key of decodings: subset (main subset first, a subset's speakers after it), system in table order,
+    method, seed: the order of the statistics' rows."""
     by_system = system_order(systems_order)
+    return lambda d: (d.subset != main_subset, d.subset, by_system(d.system), method_order(d.method), d.seed)
+
+
+def decodings_in_order(found, systems_order, main_subset):
+    """fairseq_kd.comparison's Decoding of every decoding, in :func:`table_order`."""
     decodings = [Decoding(system, seed, method, subset, measured["source"], measured.get("per_utterance"))
                  for _, system, seed, method, subset, measured in found]
-    return sorted(decodings, key=lambda d: (d.subset != main_subset, d.subset, by_system(d.system),
-                                            method_order(d.method), d.seed))
+    return sorted(decodings, key=table_order(systems_order, main_subset))
 
 
 def choose_baseline(baseline, decodings, systems_order):
@@ -256,29 +277,47 @@ def write_per_utterance(decodings, directory):
     return written
 
 
-def statistics_sections(decodings, out, baseline, resamples, lexicon_path, questions=()):
-    """questions.csv (with ``questions``), significance.csv, error_categories.csv (with a lexicon) and their
-    results.md sections."""
-    sections = []
+def subset_speakers(subsets, data, previous=None):
+    """``{subset: {utterance id: speaker}}`` of ``subsets``: from the file names of DATA/SUBSET.tsv when they name
+    the speakers, else from PREVIOUS/speakers/SUBSET.tsv; a subset with neither is left out."""
+    speakers = {}
+    for subset in subsets:
+        manifest = os.path.join(data, f"{subset}.tsv")
+        found = manifest_speakers(manifest) if os.path.isfile(manifest) else None
+        table = os.path.join(previous, "speakers", f"{subset}.tsv") if previous else ""
+        if found is None and os.path.isfile(table):
+            found = read_speakers_table(table)
+        if found is not None:
+            speakers[subset] = found
+    return speakers
+
+
+def difference_sections(compared, components, out, baseline, questions=()):
+    """questions.csv (with ``questions``) and significance.csv, their results.md sections, and the rows of the
+    forest plot (the questions', else the differences against ``baseline``)."""
+    sections, plotted = [], []
     if questions:
-        answers = question_differences(decodings, questions, resamples=resamples)
+        answers = question_differences(compared, questions, components)
         if answers:
             write_csv(os.path.join(out, "questions.csv"), answers, digits=4)
-            sections.append(questions_markdown(answers, resamples))
-    differences = paired_differences(decodings, baseline, resamples=resamples)
+            sections.append(questions_markdown(answers))
+            plotted = answers
+    differences = paired_differences(compared, baseline, components)
     if differences:
         write_csv(os.path.join(out, "significance.csv"), differences, digits=4)
-        sections.append(differences_markdown(differences, baseline, resamples))
-    if lexicon_path:
-        lexicon = read_lexicon_words(lexicon_path)
-        categories = error_categories(decodings, lexicon)
-        if categories:
-            write_csv(os.path.join(out, "error_categories.csv"), categories, digits=4)
-            sections.append(categories_markdown(categories, reference_out_of_lexicon(decodings, lexicon),
-                                                lexicon_path))
-        else:
-            print("no decoding has per-utterance texts: no error categories")
-    return sections
+        sections.append(differences_markdown(differences, baseline))
+    return sections, plotted or differences
+
+
+def category_section(decodings, out, lexicon_path):
+    """error_categories.csv and its results.md section (a list of none or one)."""
+    lexicon = read_lexicon_words(lexicon_path)
+    categories = error_categories(decodings, lexicon)
+    if not categories:
+        print("no decoding has per-utterance texts: no error categories")
+        return []
+    write_csv(os.path.join(out, "error_categories.csv"), categories, digits=4)
+    return [categories_markdown(categories, reference_out_of_lexicon(decodings, lexicon), lexicon_path)]
 
 
 def method_order(method):
@@ -295,15 +334,13 @@ def spread(values, fmt="{:.1f}"):
 
 def write_intervals(intervals, out):
     """wer_intervals.csv from :func:`fairseq_kd.comparison.wer_intervals`' result."""
-    rows = [{"system": system, "method": method, "subset": subset, "seeds": seeds, "wer": wer, "ci_low": low,
-             "ci_high": high} for (system, method, subset), (wer, low, high, seeds) in intervals.items()]
-    if rows:
-        write_csv(os.path.join(out, "wer_intervals.csv"), rows, digits=4)
+    if intervals:
+        write_csv(os.path.join(out, "wer_intervals.csv"), list(intervals.values()), digits=4)
 
 
 def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=None):
     """results.csv, results.md (the table, then ``sections``) and wer_vs_time.png; returns results.md's text.
-    ``intervals``: {(system, method, subset): (WER, low, high, seeds)}, the 95 % CI column and error bars."""
+    ``intervals``: :func:`fairseq_kd.comparison.wer_intervals`' result, the 95 % CI column and error bars."""
     intervals = intervals or {}
     os.makedirs(out, exist_ok=True)
     write_csv(os.path.join(out, "results.csv"), rows)
@@ -336,13 +373,14 @@ def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=
         ratio_cell = f"{statistics.mean(r['decode_s'] for r in main) / statistics.mean(greedy):.2f}" \
             if main and greedy else ""
         interval = intervals.get((key[0], key[1], main_subset))
-        ci_cell = f"[{interval[1]:.1f}, {interval[2]:.1f}]" if interval else ""
+        ci_cell = f"[{interval['ci_low']:.1f}, {interval['ci_high']:.1f}]" if interval else ""
         lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                      + f" | {ci_cell} | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
         if main:
             seconds = [r["decode_s"] for r in main]
             points.append((key[0], key[1], statistics.mean(seconds), statistics.mean(r["wer"] for r in main),
-                           interval[1:3] if interval else None, (min(seconds), max(seconds))))
+                           (interval["ci_low"], interval["ci_high"]) if interval else None,
+                           (min(seconds), max(seconds))))
     text = "\n".join(["\n".join(lines) + "\n", *sections])
     with atomic_write(os.path.join(out, "results.md")) as f:
         f.write(text)
@@ -350,16 +388,31 @@ def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=
     return text.rstrip("\n")
 
 
-def plot(points, path, subset):
-    """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes); vertical
-    bars the WER's 95 % bootstrap interval over utterances and seeds, horizontal bars the seeds' range of times."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, without matplotlib's DEBUG lines (fairseq's import set the root logger
+    to DEBUG)."""
     import logging
 
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import set the root logger to DEBUG
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path):
+    """``fig`` as a PNG at ``path``, atomically, and closed."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    pyplot().close(fig)
+
+
+def plot(points, path, subset):
+    """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes); vertical
+    bars the WER's 95 % interval over utterances and seeds, horizontal bars the seeds' range of times."""
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     systems = list(dict.fromkeys(point[0] for point in points))
@@ -380,9 +433,67 @@ def plot(points, path, subset):
     ax.set_title("Greedy CTC vs CTC beam search + n-gram LM shallow fusion")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def forest_plot(rows, path):
+    """Forest plot of paired differences (rows of questions.csv, or of significance.csv without questions): one
+    line per question (or system) and subset, the test subsets when there are any, in the table's order; on it a
+    point per decoding method at the difference with its 95 % interval, filled when the interval is over seeds
+    too, open when over utterances (speakers) only. An interval beyond the axis ends in an arrow at its edge."""
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+
+    rows = [r for r in rows if r["diff"] is not None]
+    if any(r["subset"].startswith("test") for r in rows):
+        rows = [r for r in rows if r["subset"].startswith("test")]
+    if not rows:
+        return False
+    questions = "question" in rows[0]
+    name_of = (lambda r: r["question"]) if questions else (lambda r: r["system"])
+    lines = list(dict.fromkeys((name_of(r), r["subset"]) for r in rows))
+    methods = sorted({r["method"] for r in rows}, key=method_order)
+    colours = {method: plt.get_cmap("tab10")(i % 10) for i, method in enumerate(methods)}
+    # the axis spans the intervals but the widest few (e.g. over 2 speakers): those end in an arrow
+    bounds = np.abs([bound for r in rows for bound in (r["ci_low"], r["ci_high"])])
+    limit = max(1.0, min(bounds.max(), 2 * np.percentile(bounds, 90))) * 1.05
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.3 * len(lines)))
+    for r in rows:
+        y = len(lines) - lines.index((name_of(r), r["subset"]))
+        y += 0.3 * (methods.index(r["method"]) - (len(methods) - 1) / 2) / max(len(methods) - 1, 1)
+        colour, filled = colours[r["method"]], "seeds" in r["interval_over"]
+        low, high = max(r["ci_low"], -limit), min(r["ci_high"], limit)
+        ax.plot([low, high], [y, y], color=colour, lw=1.5)
+        for beyond, edge, marker in ((r["ci_low"] < -limit, -limit, "<"), (r["ci_high"] > limit, limit, ">")):
+            if beyond:
+                ax.plot(edge, y, marker=marker, color=colour, markersize=5)
+        if abs(r["diff"]) <= limit:
+            ax.plot(r["diff"], y, marker="o", markersize=6, color=colour,
+                    markerfacecolor=colour if filled else "white", zorder=3)
+    previous = None
+    for i, (name, _) in enumerate(lines):
+        if previous is not None and name != previous:
+            ax.axhline(len(lines) - i + 0.5, color="grey", lw=0.5)
+        previous = name
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(lines), 0, -1), [f"{name}  {subset}" for name, subset in lines], fontsize=8)
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(0.4, len(lines) + 0.6)
+    ax.set_xlabel("WER(system) - WER(baseline), points (negative: the system is better), 95 % interval",
+                  fontsize=9)
+    pairs = dict.fromkeys(f"{r['question']}: {r['system']} - {r['baseline']}" if questions
+                          else f"system - {r['baseline']}" for r in rows)
+    ax.set_title("\n".join(pairs), fontsize=8)
+    handles = [Line2D([], [], color=colours[m], marker="o", label=m) for m in methods]
+    handles += [Line2D([], [], color="grey", marker="o", markerfacecolor="grey", linestyle="",
+                       label="over utterances and seeds"),
+                Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
+                       label="over utterances (speakers) only")]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
 
 
 def stage_times(stages_dir):
@@ -427,12 +538,16 @@ def main():
     parser.add_argument("--questions", default="",
                         help="space-separated NAME:SYSTEM:BASELINE, e.g. 'Q1:xs_interaedkd:xs_ctc': the paired "
                              "difference of each pair (questions.csv, results.md's Questions)")
-    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples per comparison")
+    parser.add_argument("--cluster-by-speaker", default="test_unseen",
+                        help="comma-separated subsets whose intervals are over speakers instead of utterances (voices "
+                             "never trained on: a claim about unseen voices rests on how many there are); '' for none")
+    parser.add_argument("--per-speaker", default="test_unseen",
+                        help="comma-separated subsets that also get a row per speaker (subset SUBSET/SPEAKER)")
     parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
                         "categories (non-words vs real words) and the references' out-of-lexicon rate")
     parser.add_argument("--per-utterance-dir", help="write DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding")
     parser.add_argument("--previous", help="an earlier output directory of this script (results.csv, "
-                        "per_utterance/): its decodings that are not under --exp are included")
+                        "per_utterance/, speakers/): its decodings that are not under --exp are included")
     args = parser.parse_args()
     systems_order = args.systems.split(",")
     questions = [tuple(q.split(":")) for q in args.questions.split()]
@@ -455,15 +570,39 @@ def main():
         written = write_per_utterance(decodings, args.per_utterance_dir)
         print(f"{len(written)} per-utterance tables under {args.per_utterance_dir}")
     baseline = choose_baseline(args.baseline, decodings, systems_order)
+    clustered, per_speaker = (set(filter(None, option.split(","))) for option in (args.cluster_by_speaker,
+                                                                                   args.per_speaker))
+    decoded = {d.subset for d in decodings}
     try:
-        intervals = wer_intervals(decodings, resamples=args.resamples)
-        sections = statistics_sections(decodings, args.out, baseline, args.resamples, args.lexicon, questions)
+        speakers = subset_speakers(sorted((clustered | per_speaker) & decoded), args.data, args.previous)
+        unknown = sorted(clustered & decoded - speakers.keys())
+        if unknown:
+            raise SystemExit(f"--cluster-by-speaker: no speakers for {', '.join(unknown)}: neither the file names of "
+                             f"{args.data}/SUBSET.tsv name them (<split>-<voice>-<index>, LibriSpeech "
+                             "<speaker>-<chapter>-<utterance>) nor is there a --previous DIR/speakers/SUBSET.tsv; "
+                             "--cluster-by-speaker '' treats the utterances as independent")
+        for subset, table in speakers.items():
+            with atomic_write(os.path.join(args.out, "speakers", f"{subset}.tsv")) as f:
+                f.write(speakers_table(table))
+        decodings = attach_speakers(decodings, speakers, clustered)
+        compared = sorted(decodings + speaker_subsets(decodings, per_speaker),
+                          key=table_order(systems_order, args.main_subset))
+        components = seed_components(compared)
+        intervals = wer_intervals(compared, components)
+        sections, plotted = difference_sections(compared, components, args.out, baseline, questions)
+        if args.lexicon:
+            sections += category_section(decodings, args.out, args.lexicon)
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
     write_intervals(intervals, args.out)
+    seed_rows = seed_component_rows(components)
+    if seed_rows:
+        write_csv(os.path.join(args.out, "seed_variance.csv"), seed_rows, digits=4)
     if intervals:
-        sections.insert(0, intervals_markdown(intervals, args.resamples, args.main_subset))
+        sections.insert(0, intervals_markdown(intervals, args.main_subset, seed_rows))
     print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals))
+    if forest_plot(plotted, os.path.join(args.out, "forest.png")):
+        print(f"forest plot: {os.path.join(args.out, 'forest.png')}")
     if args.stages:
         table = stage_times(args.stages)
         with atomic_write(os.path.join(args.out, "stage_times.md")) as f:

@@ -13,9 +13,9 @@ import os
 
 import torch
 from fairseq import checkpoint_utils
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
-import fairseq_kd  # noqa: F401  (checkpoint loading set-up, see fairseq_kd/__init__.py)
+import fairseq_kd  # noqa: F401  (safe checkpoint loading, see fairseq_kd/checkpoints.py)
 from fairseq_kd.io_utils import atomic_write
 from fairseq_kd.models.conformer_kd import inference_state_dict
 
@@ -30,7 +30,9 @@ def export(src: str, dst: str) -> dict:
     with open_dict(cfg):
         cfg.model.aed_layers = []
         cfg.model.inter_ctc_layers = []
-    exported = {"cfg": cfg, "model": model, "extra_state": {"exported_from": os.path.abspath(src)},
+    # the config as plain containers, as fairseq saves it (loads with torch's weights-only unpickler)
+    exported = {"cfg": OmegaConf.to_container(cfg), "model": model,
+                "extra_state": {"exported_from": os.path.abspath(src)},
                 "optimizer_history": state.get("optimizer_history", []), "last_optimizer_state": None}
     with atomic_write(dst, "wb") as f:
         torch.save(exported, f)

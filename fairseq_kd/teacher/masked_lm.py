@@ -31,6 +31,7 @@ of each copy only, not at all positions. The copies of a transcript are built wi
 Python loop per token).
 """
 import hashlib
+import logging
 import os
 import re
 from typing import List, Optional, Sequence, Tuple
@@ -68,10 +69,49 @@ def special_ids_of(tokenizer) -> dict:
             "mask": tokenizer.mask_token_id, "unk": tokenizer.unk_token_id}
 
 
+MLM_HEAD_PREFIX = "cls.predictions."
+SENTENCE_POOLER_PREFIX = "pooler."  # BertModel's [CLS] pooler, which BertForMaskedLM has not
+logger = logging.getLogger(__name__)
+
+
+def load_masked_lm(model_dir: str, model_class=BertForMaskedLM):
+    """``model_class.from_pretrained(model_dir)`` offline, with its loading info.
+
+    transformers' loading warnings are shown as they are, except in the one case this project meets by design:
+    an encoder-only checkpoint (e.g. the raw all-MiniLM-L6-v2) lacks only the MLM head, ``cls.predictions.*``,
+    which the MLM fine-tuning trains, and holds only the sentence pooler beyond it. transformers then says "This
+    checkpoint seem corrupted" and prints a table of MISSING and UNEXPECTED weights; those become one line saying
+    that the head is initialised here and trained by scripts/finetune_teacher.py."""
+    held = []
+
+    def hold(record):
+        held.append(record)
+        return False
+
+    handlers = logging.getLogger("transformers").handlers or logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(hold)
+    try:
+        model, info = model_class.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hold)
+    missing = sorted(info["missing_keys"])
+    encoder_only = missing and all(k.startswith(MLM_HEAD_PREFIX) for k in missing) and not info["mismatched_keys"] \
+        and all(k.startswith(SENTENCE_POOLER_PREFIX) for k in info["unexpected_keys"])
+    if encoder_only:
+        logger.info(f"{model_dir}: an encoder without MLM head ({len(missing)} weights {MLM_HEAD_PREFIX}* initialised "
+                    f"here, trained by the MLM fine-tuning, scripts/finetune_teacher.py; its sentence pooler unused)")
+    else:
+        for record in held:
+            logging.getLogger(record.name).handle(record)
+    return model, info
+
+
 def missing_weights(model_dir: str) -> List[str]:
     """Names of the ``BertForMaskedLM`` weights that ``model_dir`` lacks (all of the MLM head for an encoder-only
     BERT such as the raw all-MiniLM-L6-v2): a teacher needs MLM fine-tuning first when this is not empty."""
-    _, info = BertForMaskedLM.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
+    _, info = load_masked_lm(model_dir)
     return sorted(info["missing_keys"])
 
 
@@ -84,8 +124,7 @@ class MaskedLmTeacher:
                             f"save_pretrained, with its tokenizer)")
         self.model_dir = model_dir
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.model, info = BertForMaskedLM.from_pretrained(model_dir, local_files_only=True,
-                                                           output_loading_info=True)
+        self.model, info = load_masked_lm(model_dir)
         if info["missing_keys"]:
             raise DataError(f"{model_dir}: weights {sorted(info['missing_keys'])} are missing and would be random "
                             f"(a BertModel without a trained MLM head, e.g. the raw all-MiniLM-L6-v2 encoder); "
