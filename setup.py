@@ -20,6 +20,8 @@ setup(
         "rapidfuzz",  # word-error alignment (fairseq_kd/decoding/scoring.py)
         "editdistance",  # fairseq-generate's wer scorer
         "kaldi-native-fbank",
+        "scipy",  # t quantiles of the intervals (fairseq_kd/significance.py)
     ],
-    extras_require={"lm": ["flashlight-text", "kenlm"], "test": ["pytest", "tokenizers", "jiwer", "ruff"]},
+    extras_require={"lm": ["flashlight-text", "kenlm"],
+                    "test": ["pytest", "pytest-xdist", "filelock", "tokenizers", "jiwer", "ruff"]},
 )
