@@ -1,7 +1,8 @@
 """scripts/collect_results.py reads each decoding's summary (fairseq-generate --decoding-summary) and counts the
 words of a decoding made without one the same way; on fake summary trees (two seeds, 30 utterances, a known
 injected difference): the paired differences against the baseline, the error categories, the per-utterance
-tables, and the error on different utterance sets."""
+tables, the forest plot, test_unseen's intervals over its voices and a row per voice, and the error on
+different utterance sets."""
 import csv
 import importlib.util
 import json
@@ -87,18 +88,18 @@ def summary(errors_of, real_words, ids=range(UTTERANCES)):
             "sub": errors, "del": 0, "ins": 0, "decode_seconds": 1.0, "per_utterance": per_utterance}
 
 
-def make_experiment(root, systems):
-    """root/data/test.tsv and root/exp/<system>/seed<N>/decode/greedy/test/decoding_summary.json for
-    systems = {system: {seed: summary}}."""
+def make_experiment(root, systems, subset="test", audio_name="u{}.wav".format):
+    """root/data/SUBSET.tsv (file audio_name(i) for utterance i) and
+    root/exp/<system>/seed<N>/decode/greedy/SUBSET/decoding_summary.json for systems = {system: {seed: summary}}."""
     data = root / "data"
     data.mkdir()
-    (data / "test.tsv").write_text("/audio\n" + "".join(f"u{i}.wav\t16000\n" for i in range(UTTERANCES)))
+    (data / f"{subset}.tsv").write_text("/audio\n" + "".join(f"{audio_name(i)}\t16000\n" for i in range(UTTERANCES)))
     for system, seeds in systems.items():
         for seed, content in seeds.items():
             seed_dir = root / "exp" / system / f"seed{seed}"
-            (seed_dir / "decode" / "greedy" / "test").mkdir(parents=True)
+            (seed_dir / "decode" / "greedy" / subset).mkdir(parents=True)
             torch.save({"model": {"w": torch.zeros(2, 2)}}, seed_dir / "checkpoint_best.pt")
-            (seed_dir / "decode" / "greedy" / "test" / "decoding_summary.json").write_text(json.dumps(content))
+            (seed_dir / "decode" / "greedy" / subset / "decoding_summary.json").write_text(json.dumps(content))
     return data, root / "exp"
 
 
@@ -124,7 +125,7 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     (tmp_path / "lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in LEXICON))
     out, per_utterance = tmp_path / "results", tmp_path / "per_utterance"
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems",
-             "xs_ctc,xs_better,xs_same", "--resamples", 2000, "--lexicon", tmp_path / "lexicon.txt",
+             "xs_ctc,xs_better,xs_same", "--lexicon", tmp_path / "lexicon.txt",
              "--per-utterance-dir", per_utterance,
              "--questions", "Qa:xs_better:xs_same Qb:xs_absent:xs_ctc Qc:xs_ctc:xs_absent")
 
@@ -137,14 +138,17 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     assert float(better["diff"]) == pytest.approx(true_diff, abs=1e-4)
     assert float(better["ci_low"]) < true_diff < float(better["ci_high"]) < 0 and float(better["p_value"]) < 0.05
     assert float(better["mde"]) > 0 and better["utterances"] == "30" and better["baseline"] == "xs_ctc"
+    assert better["interval_over"] == "utterances + seeds" and float(better["df"]) >= 3  # 3 systems of 2-3 seeds
     assert better["seeds"] == "1,2" and better["skipped_seeds"] == "xs_better: 3"
-    assert float(same["diff"]) == 0 and float(same["ci_low"]) < 0 < float(same["ci_high"])
-    assert same["seeds"] == "1,2" and same["skipped_seeds"] == "" and float(same["p_value"]) > 0.5
+    # xs_same's seed means are the baseline's on every utterance, and its seeds vary no more than their
+    # utterance-level noise: nothing is left to vary
+    assert float(same["diff"]) == float(same["ci_low"]) == float(same["ci_high"]) == 0
+    assert same["seeds"] == "1,2" and same["skipped_seeds"] == "" and float(same["p_value"]) == 1
     markdown = (out / "results.md").read_text()
     assert "## Differences against xs_ctc" in markdown
     assert (f"| test | xs_better | greedy | {true_diff:+.2f} | [{float(better['ci_low']):+.2f}, "
             f"{float(better['ci_high']):+.2f}] | {float(better['p_value']):.3f} | {float(better['mde']):.2f} | "
-            "1,2 (skipped xs_better: 3) |"
+            "1,2 (skipped xs_better: 3) | utterances + seeds |"
             in markdown)
     # --questions: the same paired difference for a named pair; xs_same is the baseline with its seeds swapped, so
     # over seeds 1 and 2 the difference is the one against xs_ctc; a question on a system never decoded (as system or
@@ -168,6 +172,8 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
             f"{float(better_interval['ci_high']):.1f}] |" in markdown)
     assert float(intervals["xs_same", "greedy", "test"]["wer"]) == pytest.approx(
         float(intervals["xs_ctc", "greedy", "test"]["wer"]))
+    assert (out / "forest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # the questions' forest plot
+    assert not list(out.glob("*.tmp"))
     # the results table's rows alone start with the system (scripts/run_tests.sh counts them)
     assert len([line for line in markdown.splitlines() if line.startswith("| xs_")]) == 3
 
@@ -196,6 +202,48 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     assert lines[2].split("\t") == ["1", "6", "2", "2", "0", "0", "cat sat ON MAT DOG RAN", "CAT SAT ON MAT DOG RAN"]
 
 
+def test_unseen_voices_cluster_the_intervals_and_get_rows_of_their_own(collect_results, tmp_path, monkeypatch):
+    """test_unseen (the default --cluster-by-speaker and --per-speaker): the voices from the manifest's file names
+    (the synthetic corpus's <split>-<voice>-<index>, sorted: ids 0-14 voice a, 15-29 voice b); a system worse on
+    voice b alone is far less certainly worse over the 2 voices than over their utterances; a row per voice; the
+    voices reach a later run through --previous."""
+    def voice(utt_id):
+        return "a" if utt_id < UTTERANCES // 2 else "b"
+
+    data, exp = make_experiment(tmp_path, {
+        "xs_ctc": {s: summary(lambda u, s=s: baseline_errors(s, u), False) for s in (1, 2)},
+        "xs_worse": {s: summary(lambda u, s=s: baseline_errors(s, u) + 2 * (voice(u) == "b"), False) for s in (1, 2)},
+    }, subset="test_unseen", audio_name=lambda i: f"test_unseen-{voice(i)}-{i:06d}.wav")
+    common = ["--exp", exp, "--data", data, "--systems", "xs_ctc,xs_worse", "--main-subset", "test_unseen"]
+    out = tmp_path / "results"
+    run_main(collect_results, monkeypatch, *common, "--out", out, "--per-utterance-dir", out / "per_utterance")
+    rows = read_csv(out / "significance.csv")
+    clustered = rows["xs_worse", "greedy", "test_unseen"]
+    by_voice = {v: rows["xs_worse", "greedy", f"test_unseen/{v}"] for v in "ab"}
+    assert clustered["interval_over"] == "2 speakers + seeds"
+    assert by_voice["a"]["interval_over"] == "utterances + seeds" and by_voice["b"]["utterances"] == "15"
+    assert float(by_voice["a"]["diff"]) == 0 and float(by_voice["b"]["diff"]) > 0
+    assert (out / "speakers" / "test_unseen.tsv").read_text().splitlines()[1:3] == ["0\ta", "1\ta"]
+    assert "| test_unseen/b | xs_worse | greedy |" in (out / "results.md").read_text()
+
+    independent = tmp_path / "independent"
+    run_main(collect_results, monkeypatch, *common, "--out", independent, "--cluster-by-speaker", "")
+    utterances = read_csv(independent / "significance.csv")["xs_worse", "greedy", "test_unseen"]
+    assert utterances["interval_over"] == "utterances + seeds" and utterances["diff"] == clustered["diff"]
+    assert float(utterances["ci_low"]) > 0  # "worse" over 30 utterances; over 2 voices the interval reaches below 0
+    assert float(clustered["ci_low"]) < 0 < float(clustered["ci_high"])
+
+    for path in sorted(exp.rglob("*"), reverse=True):  # a new machine: exp/ and the corpus are gone
+        path.unlink() if path.is_file() else path.rmdir()
+    (data / "test_unseen.tsv").unlink()
+    later = tmp_path / "later"
+    run_main(collect_results, monkeypatch, *common, "--out", later, "--previous", out)
+    assert read_csv(later / "significance.csv") == rows
+    (out / "speakers" / "test_unseen.tsv").unlink()
+    with pytest.raises(SystemExit, match=r"--cluster-by-speaker: no speakers for test_unseen: .* ''"):
+        run_main(collect_results, monkeypatch, *common, "--out", later, "--previous", out)
+
+
 def test_different_utterance_sets_stop_with_both_files_named(collect_results, tmp_path, monkeypatch):
     data, exp = make_experiment(tmp_path, {
         "xs_ctc": {1: summary(lambda u: baseline_errors(1, u), False)},
@@ -216,7 +264,7 @@ def test_decodings_of_an_earlier_output_complete_an_experiment_that_lost_them(co
         "xs_ctc": {s: summary(lambda u, s=s: baseline_errors(s, u), False) for s in (1, 2)},
         "xs_better": {s: summary(lambda u, s=s: better_errors(s, u), True) for s in (1, 2)},
     })
-    common = ["--data", data, "--systems", "xs_ctc,xs_better", "--resamples", 500]
+    common = ["--data", data, "--systems", "xs_ctc,xs_better"]
     earlier = tmp_path / "earlier"
     run_main(collect_results, monkeypatch, "--exp", exp, "--out", earlier, "--per-utterance-dir",
              earlier / "per_utterance", *common)
