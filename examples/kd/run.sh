@@ -16,7 +16,8 @@
 #
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
-# (default: cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
+# (default: cuda for librispeech, which stops when torch sees no GPU unless --device cpu is given; the other presets:
+# cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
 # once, nj / N threads each; default 2 on CPU presets, 1 for librispeech; the decoding times in the results then
 # include that sharing: --stage 7 --parallel 1 times each decoding alone),
 # --plan (print what is trained, what is decoded and what remains, with a time estimate, and stop),
@@ -32,7 +33,7 @@
 # upper-case sentence per line, e.g. librispeech-lm-norm.txt), --config-prefix 100h_|xs_ (default 100h_),
 # --lm-prune "0 0 1 1" (lmplz pruning thresholds per order, for a large --lm-text).
 #
-# Before stage 1 the recipe runs scripts/setup_env.sh, which installs what is missing (apt packages, .venv,
+# Before stage 1 the recipe runs scripts/setup_env.sh --for PRESET, which installs what that preset needs (apt packages, .venv,
 # KenLM tools) and stops with one message listing anything it could not install.
 #
 # Stages 1-5 leave a .done marker in $exp/stages and a rerun skips them. Stages 6-8 always run: each system
@@ -47,7 +48,8 @@
 #               (LibriSpeech: manifests and letter labels of the train subsets and every dev/test subset)
 #   3 teacher   MLM fine-tuning of the MiniLM teacher on WEB text (sentences up to 60 words) minus every
 #               valid/test sentence
-#   4 sidecars  teacher top-k probabilities of the train and valid transcripts (--nj shards, merged)
+#   4 sidecars  teacher top-k probabilities of the train and valid transcripts (shards merged: one per GPU with
+#               --device cuda, --nj of one thread each on the CPU; an explicit --nj sets their number)
 #   5 lm        word 4-gram + lexicon on the same text; an independent check that no valid/test sentence
 #               is in the teacher's or the LM's training text
 #   6 train     every system with fairseq-hydra-train --config-dir examples/kd, same data/updates/seeds
@@ -78,6 +80,7 @@ questions=""         # NAME:SYSTEM:BASELINE pairs whose paired differences stage
 train_overrides=""   # extra hydra overrides of the preset for every training (stage 6)
 priority_systems=0   # the first N systems get all their seeds before the rest start (0: all systems together)
 nj=$(nproc)
+nj_explicit=false
 exp=""
 device=""
 beams_override=""
@@ -101,7 +104,7 @@ while [ $# -gt 0 ]; do
     --plan) plan=true; shift ;;
     --variants) variants=$2; shift 2 ;;
     --max-update) max_update_override=$2; shift 2 ;;
-    --nj) nj=$2; shift 2 ;;
+    --nj) nj=$2; nj_explicit=true; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --beams) beams_override=$2; shift 2 ;;
@@ -249,10 +252,14 @@ finish_stage() {  # the .done marker, and one line per finished invocation in wa
   log "stage $1 ($2) finished in $(( end - start )) s"
 }
 
-bash scripts/setup_env.sh
+bash scripts/setup_env.sh --for "$preset"
 . .venv/bin/activate
 export OMP_NUM_THREADS=$nj
-device=${device:-$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
+# the device (librispeech: cuda unless --device cpu; stops if torch sees no GPU) and stage 4's shards and GPUs
+device_plan=$(python scripts/recipe_device.py --preset $preset ${device:+--device "$device"} --nj $nj \
+  $($nj_explicit && echo --nj-explicit || true))
+read -r device sidecar_shards sidecar_gpus <<< "$device_plan"
+log "device $device; stage 4: $sidecar_shards sidecar shards$([ "$device" = cuda ] && echo " on GPUs $sidecar_gpus" || true)"
 heldout=$(for s in $valid_splits $test_splits; do printf '%s ' "$corpus/$s.wrd"; done)
 
 if run_stage 1 text; then
@@ -269,9 +276,8 @@ if run_stage 2 speech; then
   if [ "$preset" = librispeech ]; then
     python scripts/prepare_manifest.py --audio-dir $(for s in $train_subsets; do printf '%s ' "$librispeech_dir/$s"; done) \
       --split train --out "$corpus" --write-dict
-    for s in $valid_splits $test_splits; do
-      python scripts/prepare_manifest.py --audio-dir "$librispeech_dir/${s/_/-}" --split $s --out "$corpus"
-    done
+    python scripts/prepare_manifest.py --out "$corpus" \
+      $(for s in $valid_splits $test_splits; do printf -- '--split %s --audio-dir %s ' $s "$librispeech_dir/${s/_/-}"; done)
   else
     python scripts/make_synthetic_corpus.py --text "${asr_text:-$data/text/web.txt}" --out "$corpus" \
       --num-train $num_train --num-valid $num_valid --num-test $num_test --max-words $max_words \
@@ -312,19 +318,20 @@ if run_stage 4 sidecars; then
   splits="train $valid_splits"
   if [ -n "$sidecars" ]; then
     python scripts/copy_teacher_sidecar.py --from "$sidecars" --data "$corpus" --splits $splits --out "$corpus/teacher"
-  elif [ "$nj" -le 1 ]; then
+  elif [ "$sidecar_shards" -le 1 ]; then
     python scripts/extract_teacher_sidecar.py --teacher "$teacher" --data "$corpus" --splits $splits \
       --out "$corpus/teacher" --topk 10 --device $device --threads 1
-  else  # --nj shards (one thread or one GPU each), then merged into the files one process would write
-    gpus=$([ "$device" = cuda ] && nvidia-smi -L | wc -l || echo 1)
+  else  # shards of one GPU (shard s on GPU s mod GPUs) or one CPU thread each, merged into what one process writes
+    gpus=(${sidecar_gpus//,/ })
     pids=()
-    for ((shard = 0; shard < nj; shard++)); do
-      CUDA_VISIBLE_DEVICES=$((shard % gpus)) OMP_NUM_THREADS=1 python scripts/extract_teacher_sidecar.py \
-        --teacher "$teacher" --data "$corpus" --splits $splits --out "$corpus/teacher" --topk 10 --device $device \
-        --threads 1 --shard-id $shard --num-shards $nj > "$exp/sidecars.shard$shard.log" 2>&1 &
+    for ((shard = 0; shard < sidecar_shards; shard++)); do
+      CUDA_VISIBLE_DEVICES=$([ "$device" = cuda ] && echo "${gpus[shard % ${#gpus[@]}]}" || true) OMP_NUM_THREADS=1 \
+        python scripts/extract_teacher_sidecar.py --teacher "$teacher" --data "$corpus" --splits $splits \
+        --out "$corpus/teacher" --topk 10 --device $device --threads 1 --shard-id $shard --num-shards $sidecar_shards \
+        > "$exp/sidecars.shard$shard.log" 2>&1 &
       pids+=($!)
     done
-    for ((shard = 0; shard < nj; shard++)); do
+    for ((shard = 0; shard < sidecar_shards; shard++)); do
       wait ${pids[$shard]} || { tail -20 "$exp/sidecars.shard$shard.log"; exit 1; }
     done
     python scripts/merge_teacher_sidecar.py --data "$corpus" --splits $splits --out "$corpus/teacher"
@@ -335,8 +342,10 @@ fi
 if run_stage 5 lm; then
   python scripts/build_lm.py --text "$lm_text_file" --dict "$corpus/dict.ltr.txt" --exclude $heldout \
     --order 4 --out-dir "$exp/lm" --discount-fallback ${lm_prune:+--prune $lm_prune}
+  # build_lm.py has checked its LM text with the independent check (another algorithm than its filter); the
+  # teacher's text, when a teacher was fine-tuned here, gets the same check
   teacher_texts=$([ -f "$exp/teacher/train_text.txt" ] && echo "$exp/teacher/train_text.txt $exp/teacher/heldout_text.txt" || true)
-  python scripts/check_excluded.py --excluded $heldout --texts "$exp/lm/lm_text.txt" $teacher_texts
+  [ -z "$teacher_texts" ] || python scripts/check_excluded.py --excluded $heldout --texts $teacher_texts
   finish_stage 5 lm
 fi
 
@@ -387,7 +396,7 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
   mkdir -p "$out"
   fairseq-generate "$corpus" --user-dir fairseq_kd --task audio_kd --path "$ckpt" --gen-subset $subset \
     --results-path "$out" --decoding-summary "$out/decoding_summary.json" --scoring wer --post-process letter \
-    --max-tokens 1600000 \
+    --max-tokens 1600000 --distributed-world-size 1 \
     $([ "$device" = cpu ] && echo --cpu) "$@" > "$out/generate.log" 2>&1 || { tail -20 "$out/generate.log"; exit 1; }
   log "${out#"$exp"/}: $(tail -1 "$out/generate-$subset.txt")"
 }

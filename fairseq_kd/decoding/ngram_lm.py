@@ -97,11 +97,11 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
             for line in exclusion.lines(raw_lines, counts):
                 out.write(line + "\n")
                 counts["lm_lines"] += 1
-                counts["lm_words"] += len(line.split())
+                counts["lm_words"] += line.count(" ") + 1  # a normalised line: words and single spaces
         if counts["lm_lines"] == 0:
             raise DataError(f"no LM text left from {text} after normalisation and exclusion")
         with open(text_tmp, encoding="utf-8") as f:
-            exclusion.check(f.read().splitlines(), "the LM text")
+            exclusion.check(f, "the LM text")  # streamed: memory bounded by the excluded sentences
 
         lmplz_cmd = [lmplz, "-o", str(order), "-S", memory, "-T", work]
         if prune:

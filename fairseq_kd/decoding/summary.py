@@ -1,8 +1,11 @@
 """The machine-readable record of one ``fairseq-generate`` decoding (``--decoding-summary PATH``), as icefall's
 ``save_wer_results`` writes one per decoding: tables are built from these files, not from logs.
 
-``AudioKdTask.inference_step`` adds every batch (:meth:`DecodingSummary.add`) and the file is rewritten
-atomically after each one, so it always describes the utterances decoded so far. Layout (JSON)::
+``AudioKdTask.inference_step`` adds every batch (:meth:`DecodingSummary.add`); the file is written once,
+atomically, when the last of the utterances fairseq-generate's batch iterator holds has been added. So it exists
+only for a finished decoding: a decoding killed or failed midway leaves none (nor a stale one of an earlier run:
+the task deletes it before the first batch), and the recipe, which keeps a decoding whose summary exists, decodes
+it again. Layout (JSON)::
 
     decoder         the --ctc-decoder options and fairseq-generate's beam / lm_weight / nbest
     command         the command line (provenance)
@@ -16,6 +19,7 @@ Words are counted by :mod:`fairseq_kd.decoding.scoring`, as everywhere else.
 import dataclasses
 import json
 import math
+import os
 import sys
 
 from ..io_utils import atomic_write
@@ -36,21 +40,29 @@ def decoder_settings(cfg: CtcDecodingConfig, generation) -> dict:
 
 
 class DecodingSummary:
-    def __init__(self, path: str, tgt_dict, post_process_symbol: str, decoder: dict):
+    """The summary of a decoding of ``utterances_to_decode`` utterances, written to ``path`` when the last of them
+    has been added (an earlier file at ``path`` is deleted when the summary is made)."""
+
+    def __init__(self, path: str, tgt_dict, post_process_symbol: str, decoder: dict, utterances_to_decode: int):
         self.path, self.tgt_dict, self.post_process_symbol = path, tgt_dict, post_process_symbol
         self.decoder = decoder
+        self.utterances_to_decode = utterances_to_decode
         self.utterances = {}
         self.decode_seconds = self.audio_seconds = 0.0
+        if os.path.lexists(path):
+            os.unlink(path)
 
     def add(self, sample, hypotheses, decode_seconds: float, audio_seconds: float) -> None:
-        """Record one batch: its samples' references, the best hypothesis of each, the batch's timings."""
+        """Record one batch: its samples' references, the best hypothesis of each, the batch's timings; write the
+        file after the last batch."""
         for utt_id, target, nbest in zip(sample["id"].tolist(), sample["target"], hypotheses):
             reference = reference_text(target, self.tgt_dict, self.post_process_symbol)
             hypothesis = hypothesis_text(nbest[0]["tokens"], self.tgt_dict, self.post_process_symbol)
             self.utterances[utt_id] = (reference, hypothesis, edit_errors(reference.split(), hypothesis.split()))
         self.decode_seconds += decode_seconds
         self.audio_seconds += audio_seconds
-        self.write()
+        if len(self.utterances) == self.utterances_to_decode:
+            self.write()
 
     def to_dict(self) -> dict:
         total = sum_errors(errors for _, _, errors in self.utterances.values())

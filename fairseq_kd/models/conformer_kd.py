@@ -149,8 +149,9 @@ def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> Optional[
     """Fill the decoder's vocabulary fields from the task's teacher sidecars, or check them against it.
 
     Returns the restricted vocabulary (teacher ids, [PAD] first) when ``cfg.aed_restrict_vocab`` and the
-    sidecars are at hand; None otherwise (no restriction, or a model rebuilt from its checkpoint config,
-    whose id map comes with the weights)."""
+    sidecars are at hand; None otherwise: no restriction, or a model rebuilt from its checkpoint config without
+    sidecars or with sidecars whose training split has another number of ids than ``cfg.aed_output_size`` (the
+    decoder is then built with ``cfg.aed_output_size`` outputs and its id map comes with the weights)."""
     header = getattr(task, "teacher_header", None)
     if header is not None:
         if cfg.aed_vocab_sha256 not in (None, header["vocab_sha256"]) or cfg.aed_vocab_size not in (
@@ -170,15 +171,18 @@ def configure_teacher_vocabulary(cfg: DistillationTapsConfig, task) -> Optional[
                          f"task.kd_sidecar_dir to the directory of the teacher sidecars")
     output_ids = None
     if cfg.aed_restrict_vocab and header is not None:
-        output_ids = training_sidecar_vocabulary(task.cfg.kd_sidecar_dir, header)
-        if cfg.aed_output_size not in (None, len(output_ids)):
+        sidecar_ids = training_sidecar_vocabulary(task.cfg.kd_sidecar_dir, header)
+        if cfg.aed_output_size not in (None, len(sidecar_ids)):
+            # a checkpoint's config meets the sidecars of another extraction (e.g. a rebuilt teacher): the decoder
+            # is built at the checkpoint's size and load_state_dict gives it the checkpoint's id map
             logger.warning(f"model.aed_output_size={cfg.aed_output_size} but the training sidecar has "
-                           f"{len(output_ids)} distinct ids: the checkpoint's id map will be used when it is loaded")
+                           f"{len(sidecar_ids)} distinct ids: the checkpoint's id map will be used when it is loaded")
         else:
+            output_ids = sidecar_ids
             cfg.aed_output_size = len(output_ids)
-        logger.info(f"attention decoder vocabulary restricted to the {len(output_ids)} teacher ids of the "
-                    f"training sidecar and the specials ({len(output_ids) / header['vocab_size']:.1%} of "
-                    f"{header['vocab_size']})")
+            logger.info(f"attention decoder vocabulary restricted to the {len(output_ids)} teacher ids of the "
+                        f"training sidecar and the specials ({len(output_ids) / header['vocab_size']:.1%} of "
+                        f"{header['vocab_size']})")
     elif not cfg.aed_restrict_vocab:
         cfg.aed_output_size = cfg.aed_vocab_size
     elif cfg.aed_output_size is None:

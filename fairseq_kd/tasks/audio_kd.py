@@ -21,7 +21,8 @@ Data directory (``task.data``), as for ``audio_finetuning``: ``{split}.tsv``, ``
   fusion (see docs/decoding.md). Decoder options are read from the command line (``self.cfg`` and the
   generation config), never from the checkpoint's saved task config;
 * ``--decoding-summary PATH`` records the decoding in a JSON file (WER, S/D/I, time, per-utterance errors;
-  :mod:`fairseq_kd.decoding.summary`) that ``scripts/collect_results.py`` reads.
+  :mod:`fairseq_kd.decoding.summary`) that ``scripts/collect_results.py`` reads, written once the last utterance
+  is decoded: a decoding that did not finish leaves none.
 """
 import logging
 import os
@@ -30,12 +31,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
+from fairseq.data.iterators import EpochBatchIterator
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
 from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
 from omegaconf import OmegaConf, open_dict
 
+from ..console import label_greedy_decoding
 from ..data.fbank_dataset import FRAME_SHIFT_MS, FbankFeatureDataset
 from ..data.manifest import check_split
 from ..data.teacher_sidecar import attach_teacher_sidecar, read_teacher_meta, sidecar_path
@@ -80,12 +83,25 @@ class AudioKdConfig(AudioFinetuningConfig, CtcDecodingConfig):
                 "renormalised to sum 1 (at most K; default all K)"})
 
 
+def utterances_in(batches: EpochBatchIterator) -> int:
+    """The number of utterances an epoch of ``batches`` yields (fairseq's batches, after its size filter).
+
+    Raises :class:`~fairseq_kd.errors.DataError` for a sharded iterator: fairseq-generate shards by
+    ``--distributed-world-size``, whose default is the number of visible GPUs, and then decodes shard 0 alone."""
+    if batches.num_shards > 1:
+        raise DataError(f"fairseq-generate would decode shard {batches.shard_id} of {batches.num_shards} only "
+                        f"(--distributed-world-size defaults to the number of visible GPUs): pass "
+                        f"--distributed-world-size 1 to decode the whole subset")
+    return sum(len(batch) for batch in batches.frozen_batches)
+
+
 @register_task("audio_kd", dataclass=AudioKdConfig)
 class AudioKdTask(AudioFinetuningTask):
     """Speech recognition with CTC (+ InterCTC, + teacher distillation) on wav2vec-style manifests."""
 
     cfg: AudioKdConfig
     decoding_summary: Optional[DecodingSummary] = None  # set by build_generator with --decoding-summary
+    utterances_to_decode: Optional[int] = None  # with --decoding-summary: those of the last batch iterator built
 
     def load_dataset(self, split: str, task_cfg: AudioKdConfig = None, **kwargs):
         task_cfg = task_cfg or self.cfg
@@ -208,16 +224,27 @@ class AudioKdTask(AudioFinetuningTask):
         if required_batch_size_multiple != 1:
             logger.info(f"required_batch_size_multiple={required_batch_size_multiple} -> 1: fairseq would drop "
                         f"the remainder batch")
-        return super().get_batch_iterator(dataset, *args, required_batch_size_multiple=1, **kwargs)
+        batches = super().get_batch_iterator(dataset, *args, required_batch_size_multiple=1, **kwargs)
+        if self.cfg.decoding_summary:  # fairseq-generate: the summary is complete after these utterances
+            self.utterances_to_decode = utterances_in(batches)
+        return batches
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         """The CTC decoder named by ``--ctc-decoder``; ``args`` is fairseq-generate's generation config. With
-        ``--decoding-summary`` every batch decoded through :meth:`inference_step` is also recorded there."""
+        ``--decoding-summary`` every batch decoded through :meth:`inference_step` is also recorded there, and the
+        file is written after the last utterance of the batch iterator fairseq-generate built before (their
+        number: :attr:`utterances_to_decode`)."""
         generator = build_ctc_decoder(self.cfg, self.target_dictionary, args)
+        if self.cfg.ctc_decoder == "greedy":
+            label_greedy_decoding()
         self.decoding_summary = None
         if self.cfg.decoding_summary:
+            if self.utterances_to_decode is None:
+                raise ValueError("--decoding-summary: build the batch iterator of the subset to decode "
+                                 "(task.get_batch_iterator) before the generator, as fairseq-generate does")
             self.decoding_summary = DecodingSummary(self.cfg.decoding_summary, self.target_dictionary,
-                                                    self.cfg.eval_wer_post_process, decoder_settings(self.cfg, args))
+                                                    self.cfg.eval_wer_post_process, decoder_settings(self.cfg, args),
+                                                    self.utterances_to_decode)
         return generator
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):

@@ -45,14 +45,18 @@ class _Emissions:
         return self.log_probs, self.lengths
 
 
-def test_the_task_records_every_decoded_batch_in_the_summary(task, tmp_path):
+def test_the_task_records_every_decoded_batch_in_the_summary_written_after_the_last(task, tmp_path):
     d = task.target_dictionary
     spell = lambda text: [d.index(c) for c in text.replace(" ", "|")] + [d.index("|")]  # noqa: E731
     summary_path = tmp_path / "summary.json"
+    summary_path.write_text("{}")  # a summary of an earlier decoding: deleted when this one starts
     task.cfg.decoding_summary = str(summary_path)
+    task.utterances_to_decode = 3  # as get_batch_iterator sets it in fairseq-generate
     generator = task.build_generator([], GenerationConfig(beam=3))
+    assert not summary_path.exists()
     batches = [(["THE CAT", "A DOG"], ["THE HAT", "A DOG RAN"], [4, 9]), (["HI"], ["HI"], [2])]
     for hypotheses, references, ids in batches:
+        assert not summary_path.exists()  # a decoding is summarised only when it has finished
         target = torch.full((len(references), 12), d.pad())
         for b, reference in enumerate(references):
             target[b, : len(spell(reference))] = torch.tensor(spell(reference))
