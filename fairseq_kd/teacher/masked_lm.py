@@ -88,14 +88,16 @@ def load_masked_lm(model_dir: str, model_class=BertForMaskedLM):
         held.append(record)
         return False
 
-    handlers = logging.getLogger("transformers").handlers or logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(hold)
+    # held at the loggers that create them, whatever handlers (transformers' own, or the root's) show them
+    loggers = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)
+               if name == "transformers" or name.startswith("transformers.")]
+    for source in loggers:
+        source.addFilter(hold)
     try:
         model, info = model_class.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
     finally:
-        for handler in handlers:
-            handler.removeFilter(hold)
+        for source in loggers:
+            source.removeFilter(hold)
     missing = sorted(info["missing_keys"])
     encoder_only = missing and all(k.startswith(MLM_HEAD_PREFIX) for k in missing) and not info["mismatched_keys"] \
         and all(k.startswith(SENTENCE_POOLER_PREFIX) for k in info["unexpected_keys"])

@@ -124,6 +124,9 @@ def test_finetuning_trains_the_head_and_writes_a_teacher_the_extractor_accepts(t
         facts = json.load(f)
     assert "held-out masked-token accuracy" in proc.stdout
     assert any(name.startswith("cls.predictions") for name in facts["initialised_weights"])
+    # the base has no MLM head by design: one line says so, not transformers' alarms
+    assert "an encoder without MLM head" in proc.stdout and "seem corrupted" not in proc.stdout
+    assert "LOAD REPORT" not in proc.stdout
     before, after = facts["heldout_before"], facts["heldout_after"]
     assert after["masked_positions"] == before["masked_positions"] > 100
     assert before["accuracy"] < 0.1 and after["accuracy"] > 0.15  # a context-free guess gets about 1/26
