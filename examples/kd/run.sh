@@ -11,6 +11,8 @@
 #   bash examples/kd/run.sh --preset evidence --parallel 2   # 6 systems x 3 seeds, 7500 updates, CIs (days)
 #   bash examples/kd/run.sh --preset evidence --plan         # what is done, what remains, time left
 #   bash examples/kd/run.sh --preset evidence --stage 7      # decode what has trained so far, then the tables
+#   bash examples/kd/run.sh --preset dose --stage 6          # dose-response screening on the evidence corpus
+#                                                            # (docs/results/dose/PLAN.md)
 #   bash examples/kd/run.sh --preset librispeech --librispeech-dir /data/LibriSpeech \
 #       --teacher-dir /models/bert-base-uncased --lm-text /data/librispeech-lm-norm.txt --exp exp/ls100
 #
@@ -142,7 +144,8 @@ case "$preset" in
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd"
     questions="Q1:xs_interaedkd:xs_ctc Q2:xs_interctc_interaedkd:xs_interctc" ;;
-  evidence)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
+  evidence|dose)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
+    # (dose: the same corpus, teacher and LM, below)
     asr_text=""
     num_train=6000; num_valid=300; num_test=500; speed="0.9,1.0,1.1"; max_words=16
     test_noise_snrs="20,10,5"; num_ood=400  # harder test conditions: pink noise at 20 / 10 / 5 dB, fortunes (another source)
@@ -158,7 +161,19 @@ case "$preset" in
     train_overrides="model.autocast_bf16=false"
     # docs/results/evidence/PLAN.md: interAED-KD vs CTC, + InterCTC, teacher vs reference (beta = 0), masking
     questions="Q1:xs_interaedkd:xs_ctc Q2:xs_interctc_interaedkd:xs_interctc
-      Q2b:xs_interctc_interaedkd:xs_interctc_interaedkd_beta0 Q2c:xs_interctc_interaedkd_masked:xs_interctc_interaedkd" ;;
+      Q2b:xs_interctc_interaedkd:xs_interctc_interaedkd_beta0 Q2c:xs_interctc_interaedkd_masked:xs_interctc_interaedkd"
+    if [ "$preset" = dose ]; then  # docs/results/dose/PLAN.md: screening of alpha x (teacher, reference), seed 1,
+      # on the evidence corpus (exp/evidence: its stages 1-5 are reused), results in exp/evidence/results_dose
+      default_seeds="1"; priority_systems=0; results_name=results_dose
+      default_variants="xs_interctc_interaedkd_alpha05 xs_interctc_interaedkd_alpha05_beta0
+        xs_interctc_interaedkd_alpha07 xs_interctc_interaedkd_alpha07_beta0
+        xs_interctc_interaedkd_alpha09 xs_interctc_interaedkd_alpha09_beta0"
+      questions="S05:xs_interctc_interaedkd_alpha05:xs_interctc_interaedkd_alpha05_beta0
+        S07:xs_interctc_interaedkd_alpha07:xs_interctc_interaedkd_alpha07_beta0
+        S09:xs_interctc_interaedkd_alpha09:xs_interctc_interaedkd_alpha09_beta0
+        D05:xs_interctc_interaedkd_alpha05:xs_interctc D07:xs_interctc_interaedkd_alpha07:xs_interctc
+        D09:xs_interctc_interaedkd_alpha09:xs_interctc"
+    fi ;;
   librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
     config_prefix=${config_prefix:-100h_}
     teacher_steps=${teacher_steps_override:-0}; max_update=""; beams="50 100"
@@ -167,7 +182,7 @@ case "$preset" in
     p=$config_prefix  # the evidence plan's questions (with --variants adding the masked and beta = 0 systems)
     questions="Q1:${p}interaedkd:${p}ctc Q2:${p}interctc_interaedkd:${p}interctc
       Q2b:${p}interctc_interaedkd:${p}interctc_interaedkd_beta0 Q2c:${p}interctc_interaedkd_masked:${p}interctc_interaedkd" ;;
-  *) echo "unknown preset $preset (smoke, demo, cpu, evidence, librispeech)"; exit 1 ;;
+  *) echo "unknown preset $preset (smoke, demo, cpu, evidence, dose, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
 seeds=${seeds:-${default_seeds:-1}}
@@ -177,7 +192,8 @@ teacher_steps=${teacher_steps_override:-$teacher_steps}
 # 2-thread training after the other (docs/throughput.md); one at a time on GPUs (LibriSpeech)
 parallel=${parallel:-$([ "$preset" != librispeech ] && [ "$nj" -ge 2 ] && echo 2 || echo 1)}
 beams=${beams_override:-$beams}
-exp=$(realpath -m "${exp:-exp/$preset}")
+exp=$(realpath -m "${exp:-exp/$([ "$preset" = dose ] && echo evidence || echo "$preset")}")
+results=$exp/${results_name:-results}
 data=$exp/data
 corpus=$data/corpus
 stages=$exp/stages
@@ -431,12 +447,12 @@ fi
 
 if run_stage 8 results; then
   lexicon_option=() && [ -f "$exp/lm/lexicon.txt" ] && lexicon_option=(--lexicon "$exp/lm/lexicon.txt")
-  python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$exp/results" \
+  python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$results" \
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
-    --per-utterance-dir "$exp/results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
+    --per-utterance-dir "$results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
     ${previous_results:+--previous "$previous_results"}
   finish_stage 8 results
-  log "table: $exp/results/results.md, plot: $exp/results/wer_vs_time.png"
+  log "table: $results/results.md, plot: $results/wer_vs_time.png"
 fi
 exit 0
 }

@@ -18,7 +18,11 @@ VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_i
             "960h_interctc_interaedkd", "xs_interctc_interaedkd_masked", "xs_interctc_interaedkd_nar",
             "100h_interctc_interaedkd_masked", "100h_interctc_interaedkd_nar",
             "100h_interctc_interaedkd_beta0", "xs_interctc_interaedkd_beta0",
-            "xs_interctc_interaedkd_beta05", "xs_interctc_interaedkd_alpha05"]
+            "xs_interctc_interaedkd_beta05", "xs_interctc_interaedkd_alpha05",
+            # the dose-response screening (docs/results/dose/PLAN.md)
+            "xs_interctc_interaedkd_alpha05_beta0", "xs_interctc_interaedkd_alpha07",
+            "xs_interctc_interaedkd_alpha07_beta0", "xs_interctc_interaedkd_alpha09",
+            "xs_interctc_interaedkd_alpha09_beta0"]
 
 
 @pytest.mark.parametrize("config", VARIANTS)
