@@ -23,5 +23,6 @@ setup(
         "scipy",  # t quantiles of the intervals (fairseq_kd/significance.py)
     ],
     extras_require={"lm": ["flashlight-text", "kenlm"],
+                    "deploy": ["onnx", "onnxruntime", "sherpa-onnx"],  # scripts/export_onnx.py, docs/deploy.md
                     "test": ["pytest", "pytest-xdist", "filelock", "tokenizers", "jiwer", "ruff"]},
 )

@@ -17,7 +17,15 @@ damps the noise of a shared machine.
 
 --encoder-dtypes float32 int8 repeats everything with the encoder's linear layers dynamically quantised to int8
 (torch.ao.quantization.quantize_dynamic: int8 weights, activations quantised per batch; CPU only; the
-convolutions stay float32). Every row's "x greedy" is against the first encoder's greedy total (float32 when given).
+convolutions stay float32). Every row's "x greedy" is against the first encoder's greedy total (float32 when given),
+"enc x" is the first encoder's seconds / this row's (the encoder speed-up).
+
+--onnx-dir DIR (the export of the same checkpoint by scripts/export_onnx.py) adds, after the PyTorch rows, ONNX
+Runtime float32 and int8 (where DIR has model.int8.onnx) rows: the same batches (the graph re-normalises the
+already normalised filterbanks, which changes nothing), the same --threads (intra-op; one inter-op thread), greedy
+and every beam + LM on their emissions; and one sherpa-onnx greedy row on the same utterances' audio files
+(--threads threads, the same batches), whose time covers filterbanks, encoder and search. Column "runtime" (JSON
+"runtime": pytorch, onnxruntime, sherpa-onnx) names them.
 
 --device cuda runs the encoder and greedy search on the GPU when one exists. Use the lm_weight/word_score
 tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the split benchmarked here.
@@ -25,6 +33,7 @@ tuned on dev (--tuned, from scripts/tune_lm_weights.py) and never tune on the sp
 import argparse
 import json
 import os
+import time
 import warnings
 
 import torch
@@ -39,6 +48,8 @@ from fairseq_kd.decoding.evaluation import (
     load_for_decoding,
     search_split,
 )
+from fairseq_kd.decoding.scoring import word_errors
+from fairseq_kd.deploy import onnx_ctc
 from fairseq_kd.io_utils import atomic_write
 
 
@@ -58,6 +69,37 @@ def pin_float32_(model):
         model.cfg.autocast_bf16 = False
 
 
+def sherpa_row(onnx_dir: str, task, subset: str, encoded, threads: int, repeats: int) -> dict:
+    """sherpa-onnx greedy decoding of the batches of ``encoded`` from their audio files (the fastest of ``repeats``
+    runs); its time covers filterbanks, encoder and search."""
+    audio = task.dataset(subset)
+    while not hasattr(audio, "fnames"):  # AddTargetDataset(FbankFeatureDataset(FileAudioDataset))
+        audio = audio.dataset
+    sample_rate = task.cfg.sample_rate
+    batches = [[onnx_ctc.read_wav(dataset_audio_path(audio, i), sample_rate) for i in batch.ids]
+               for batch in encoded.batches]
+    model_path, tokens_path = os.path.join(onnx_dir, onnx_ctc.MODEL_FILE), os.path.join(onnx_dir, onnx_ctc.TOKENS_FILE)
+    recognizer = onnx_ctc.sherpa_recognizer(model_path, tokens_path, threads)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = [r for waveforms in batches
+                   for r in onnx_ctc.sherpa_transcribe(recognizer, waveforms, sample_rate, tokens_path, len(waveforms))]
+        best = min(best, time.perf_counter() - start)
+    hypotheses = [onnx_ctc.sherpa_words(r.text) for r in results]
+    return {"runtime": "sherpa-onnx", "encoder_dtype": "float32", "quantised_linears": 0, "encoder_seconds": best,
+            "decoder": "greedy", "beam": 1, "search_threads": threads, "search_seconds": 0.0,
+            "errors": word_errors(hypotheses, [r for batch in encoded.batches for r in batch.references]),
+            "includes_features": True}
+
+
+def dataset_audio_path(audio, index: int) -> str:
+    """Audio file of item ``index`` of fairseq's ``FileAudioDataset`` (its file names may be compressed)."""
+    name = audio.fnames[index]
+    name = name if isinstance(audio.fnames, list) else name.as_py()
+    return os.path.join(audio.root_dir, audio.text_compressor.decompress(name))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_arguments(parser, "test", "split to decode")
@@ -70,6 +112,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of this many runs")
     parser.add_argument("--encoder-dtypes", nargs="+", default=["float32"], choices=["float32", "int8"],
                         help="int8: also decode with the encoder's linear layers dynamically quantised (CPU)")
+    parser.add_argument("--onnx-dir", help="also decode with the ONNX export of --path in this folder "
+                        "(scripts/export_onnx.py): ONNX Runtime float32 (and int8 where exported) on the same "
+                        "batches, and sherpa-onnx greedy from the audio files")
     parser.add_argument("--json", help="also write the table here (atomically)")
     args = parser.parse_args()
 
@@ -85,6 +130,8 @@ def main():
         parser.error("give --tuned or both --lm-weight and --word-score")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no GPU visible to torch")
+    if args.onnx_dir and args.device != "cpu":
+        parser.error("--onnx-dir: ONNX Runtime and sherpa-onnx rows run on the CPU (--device cpu)")
     if "int8" in args.encoder_dtypes and not args.device == "cpu":
         parser.error("--encoder-dtypes int8: dynamic int8 quantisation runs on the CPU only (--device cpu)")
     torch.set_num_threads(args.threads)
@@ -95,41 +142,57 @@ def main():
     blank = ctc_blank_index(tgt_dict)
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
     rows = []
-    for dtype in sorted(set(args.encoder_dtypes), key=["float32", "int8"].index):  # int8 quantises in place
-        encoder = quantize_int8_(model) if dtype == "int8" else model
-        quantised = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in encoder.modules())
+
+    def decode(encoder, runtime: str, dtype: str, quantised: int):
+        """Rows of one encoder: its emissions of the split (fastest of --repeats), searched greedily and by every
+        beam + LM; returns the emissions."""
         runs = [encode_split(encoder, task, args.subset, args.max_tokens, args.batch_size, args.device)
                 for _ in range(args.repeats)]
         encoded = runs[0]
         encoder_seconds = min(run.encoder_seconds for run in runs)
+        common = {"runtime": runtime, "encoder_dtype": dtype, "quantised_linears": quantised,
+                  "encoder_seconds": encoder_seconds}
         seconds, errors = search_split(greedy_search(blank), encoded, tgt_dict, args.device, args.repeats)
-        rows.append({"encoder_dtype": dtype, "quantised_linears": quantised, "encoder_seconds": encoder_seconds,
-                     "decoder": "greedy", "beam": 1,
-                     "search_threads": args.threads, "search_seconds": seconds, "errors": errors})
+        rows.append({**common, "decoder": "greedy", "beam": 1, "search_threads": args.threads,
+                     "search_seconds": seconds, "errors": errors})
         for beam in args.beams:
             decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=beam, lm_weight=lm_weight,
                                        word_score=word_score, beam_threshold=args.beam_threshold)
             seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict, args.device, args.repeats)
-            rows.append({"encoder_dtype": dtype, "quantised_linears": quantised, "encoder_seconds": encoder_seconds,
-                         "decoder": "beam_lm",
-                         "beam": beam, "search_threads": 1, "search_seconds": seconds, "errors": errors})
+            rows.append({**common, "decoder": "beam_lm", "beam": beam, "search_threads": 1,
+                         "search_seconds": seconds, "errors": errors})
+        return encoded
+
+    for dtype in sorted(set(args.encoder_dtypes), key=["float32", "int8"].index):  # int8 quantises in place
+        encoder = quantize_int8_(model) if dtype == "int8" else model
+        quantised = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in encoder.modules())
+        encoded = decode(encoder, "pytorch", dtype, quantised)
+    if args.onnx_dir:
+        for dtype, file in (("float32", onnx_ctc.MODEL_FILE), ("int8", onnx_ctc.INT8_MODEL_FILE)):
+            path = os.path.join(args.onnx_dir, file)
+            if os.path.isfile(path):
+                decode(onnx_ctc.OnnxCtcEncoder(path, args.threads, model.max_positions()), "onnxruntime", dtype, 0)
+        rows.append(sherpa_row(args.onnx_dir, task, args.subset, encoded, args.threads, args.repeats))
     batch_size = encoded.num_utterances / len(encoded.batches)
     greedy = rows[0]  # the first encoder dtype's greedy decoding: the reference of every ratio
     greedy_total = greedy["encoder_seconds"] + greedy["search_seconds"]
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
     print(f"\n{args.subset}: {encoded.num_utterances} utterances, {encoded.audio_seconds:.1f} s audio, "
-          f"{errors.words} words; {len(encoded.batches)} batches (mean {batch_size:.1f} utterances, max_tokens "
-          f"{args.max_tokens}, batch_size {args.batch_size}); device {device}; torch threads {args.threads}; "
+          f"{rows[0]['errors'].words} words; {len(encoded.batches)} batches (mean {batch_size:.1f} utterances, "
+          f"max_tokens {args.max_tokens}, batch_size {args.batch_size}); device {device}; "
+          f"torch threads {args.threads}; "
           f"LM {args.kenlm_model} lm_weight {lm_weight} word_score {word_score}; fastest of {args.repeats}; "
           f"load {os.getloadavg()[0]:.2f}")
     header = (f"{'encoder':<7} {'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} "
-              f"{'RTF':>7} {'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18}")
+              f"{'RTF':>7} {'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18} {'enc x':>5} "
+              f"runtime")
     print(header)
     table = []
     for row in rows:
         encoder_seconds = row["encoder_seconds"]
         total = encoder_seconds + row["search_seconds"]
-        entry = {"encoder_dtype": row["encoder_dtype"], "quantised_linears": row["quantised_linears"],
+        entry = {"runtime": row["runtime"], "encoder_dtype": row["encoder_dtype"],
+                 "quantised_linears": row["quantised_linears"],
                  "decoder": row["decoder"], "beam": row["beam"],
                  "wer": round(row["errors"].wer, 2),
                  "encoder_seconds": round(encoder_seconds, 3), "search_seconds": round(row["search_seconds"], 3),
@@ -137,13 +200,17 @@ def main():
                  "speed_ratio_vs_greedy": round(total / greedy_total, 2),
                  "search_ratio_vs_greedy": round(row["search_seconds"] / greedy["search_seconds"], 1),
                  "mean_batch_utterances": round(batch_size, 1),
-                 "encoder_threads": args.threads, "search_threads": row["search_threads"]}
+                 "encoder_threads": args.threads, "search_threads": row["search_threads"],
+                 "encoder_speedup_vs_first": round(greedy["encoder_seconds"] / max(encoder_seconds, 1e-9), 2),
+                 "includes_features": row.get("includes_features", False)}
         table.append(entry)
         print(f"{entry['encoder_dtype']:<7} {entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} "
               f"{encoder_seconds:>9.2f} "
               f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} "
               f"{entry['speed_ratio_vs_greedy']:>8.2f} {entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} "
-              f"{args.threads:>9}/{row['search_threads']}")
+              f"{args.threads:>9}/{row['search_threads']:<8} {entry['encoder_speedup_vs_first']:>5.2f} "
+              f"{row['runtime']}" + (" (time: filterbanks + encoder + search)"
+                                     if entry["includes_features"] else ""))
     if args.json:
         with atomic_write(args.json) as f:
             json.dump({"subset": args.subset, "checkpoint": os.path.abspath(args.path), "device": device,

@@ -128,11 +128,12 @@ fi
 # One resolve for torch, fairseq's build tools and our requirements; pinning torch==2.13.0 keeps any requirement
 # from pulling another torch. They go in before fairseq-fixed, whose metadata asks for torchaudio (left out on
 # purpose: it cannot load here and breaks transformers), so that pip has no conflict to report.
-# editdistance: fairseq-generate's wer scorer; rapidfuzz: fairseq_kd's word errors; jiwer: its tests, significance.py
+# editdistance: fairseq-generate's wer scorer; rapidfuzz: fairseq_kd's word errors; jiwer: its tests; scipy:
+# significance.py; onnx, onnxruntime, sherpa-onnx: the deployment export (scripts/export_onnx.py, docs/deploy.md)
 REQS=(torch==2.13.0 setuptools wheel cython numpy hydra-core==1.3.2 omegaconf==2.3.0 bitarray cffi regex
       "sacrebleu>=1.4.12" tqdm scikit-learn packaging tensorboardX transformers sentencepiece soundfile editdistance
-      rapidfuzz scipy kaldi-native-fbank tokenizers flashlight-text kenlm pytest pytest-xdist filelock ruff matplotlib
-      jiwer==4.0.0)
+      rapidfuzz scipy kaldi-native-fbank tokenizers flashlight-text kenlm onnx==1.23.2 onnxruntime==1.32.0
+      sherpa-onnx==2.0.1 pytest pytest-xdist filelock ruff matplotlib jiwer==4.0.0)
 installed=false
 if [ ! -f "$VENV/.fairseq_kd_reqs" ] || [ "$(cat "$VENV/.fairseq_kd_reqs")" != "${REQS[*]}" ]; then
   log "python requirements (torch 2.13.0 CPU wheel from local disk, one resolve)"

@@ -34,6 +34,15 @@ def add_search_arguments(parser, default_subset: str, subset_help: str) -> None:
 
 def load_for_decoding(checkpoint: str, data: Optional[str], subset: str, device: str):
     """``(model, task)`` with ``subset`` loaded, the model in eval mode on ``device``."""
+    model, task = load_model(checkpoint, data, device)
+    task.load_dataset(subset, task_cfg=task.saved_task_cfg)
+    return model, task
+
+
+def load_model(checkpoint: str, data: Optional[str], device: str):
+    """``(model, task)``: the model in eval mode on ``device`` and its task (target dictionary, configuration) on
+    ``data`` (default: the checkpoint's ``task.data``), no split loaded; ``task.saved_task_cfg`` is the
+    checkpoint's task configuration, with which splits are loaded."""
     state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
     saved_task = state["cfg"].task
     data = data or saved_task.data
@@ -43,9 +52,8 @@ def load_for_decoding(checkpoint: str, data: Optional[str], subset: str, device:
     task = tasks.setup_task(cfg.task)
     models, saved_cfg = checkpoint_utils.load_model_ensemble([checkpoint], arg_overrides={"data": data},
                                                               task=task, state=state)
-    task.load_dataset(subset, task_cfg=saved_cfg.task)
-    model = models[0].to(device).eval()
-    return model, task
+    task.saved_task_cfg = saved_cfg.task
+    return models[0].to(device).eval(), task
 
 
 class EncodedBatch(NamedTuple):
