@@ -2,6 +2,7 @@
 here and nowhere else."""
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -52,6 +53,32 @@ def hash_file(digest, path: str):
 def sha256_file(path: str) -> str:
     """sha256 of a file's bytes."""
     return hash_file(hashlib.sha256(), path).hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file whose bytes also go into ``digest`` as they are read (in the reader's blocks)."""
+
+    def __init__(self, raw, digest):
+        self.raw, self.digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+        return n
+
+
+@contextlib.contextmanager
+def open_text_hashed(path: str, digest, encoding: str = "utf-8"):
+    """``path`` opened for reading text like ``open(path, encoding=encoding)``, its bytes fed into ``digest`` as
+    they are read: reading the file to its end gives its hash without a second pass over a large file (the LM
+    text of scripts/build_lm.py: 4.4 GB for librispeech-lm-norm.txt)."""
+    with open(path, "rb", buffering=0) as raw:
+        with io.TextIOWrapper(io.BufferedReader(_HashingReader(raw, digest), 1 << 20), encoding=encoding) as text:
+            yield text
 
 
 def read_json(path: str, fix: str = "delete it and run the step that wrote it again") -> Optional[dict]:

@@ -14,6 +14,7 @@ fairseq-generate ... --ctc-decoder beam_lm --lm-weight W --word-score S.
 import argparse
 import itertools
 import json
+import multiprocessing
 import os
 
 import torch
@@ -31,6 +32,18 @@ from fairseq_kd.decoding.evaluation import (
 )
 from fairseq_kd.io_utils import atomic_write
 
+SEARCH = {}  # what every grid point searches: set before the workers fork, which then share it (copy on write)
+
+
+def score_grid_point(point):
+    """Beam search + LM over the encoded split at one (lm_weight, word_score): the grid table's row."""
+    lm_weight, word_score = point
+    decoder = CtcBeamLmDecoder(SEARCH["tgt_dict"], SEARCH["blank"], SEARCH["resources"], beam_size=SEARCH["beam"],
+                               lm_weight=lm_weight, word_score=word_score, beam_threshold=SEARCH["beam_threshold"])
+    seconds, errors = search_split(decoder_search(decoder), SEARCH["encoded"], SEARCH["tgt_dict"])
+    return {"lm_weight": lm_weight, "word_score": word_score, "wer": round(errors.wer, 2), "errors": errors.errors,
+            "words": errors.words, "search_seconds": round(seconds, 3)}
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +52,9 @@ def main():
     parser.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     parser.add_argument("--word-scores", type=float, nargs="+", default=[-1.0, 0.0, 1.0, 2.0, 3.0])
     parser.add_argument("--out", required=True, help="JSON with the best values and the table")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="grid points searched at once, in forked processes sharing the emissions (computed "
+                             "once) and the LM; the rows and the choice do not depend on it")
     args = parser.parse_args()
     if args.subset.startswith("test"):
         parser.error(f"--subset {args.subset}: tune on a dev split; test WER is only measured with the result")
@@ -52,14 +68,14 @@ def main():
 
     _, greedy = search_split(greedy_search(blank), encoded, tgt_dict)
 
-    rows = []
     grid = list(itertools.product(args.lm_weights, args.word_scores))
-    for lm_weight, word_score in tqdm(grid, desc="grid", disable=None):
-        decoder = CtcBeamLmDecoder(tgt_dict, blank, resources, beam_size=args.beam, lm_weight=lm_weight,
-                                   word_score=word_score, beam_threshold=args.beam_threshold)
-        seconds, errors = search_split(decoder_search(decoder), encoded, tgt_dict)
-        rows.append({"lm_weight": lm_weight, "word_score": word_score, "wer": round(errors.wer, 2),
-                     "errors": errors.errors, "words": errors.words, "search_seconds": round(seconds, 3)})
+    SEARCH.update(encoded=encoded, tgt_dict=tgt_dict, blank=blank, resources=resources, beam=args.beam,
+                  beam_threshold=args.beam_threshold)
+    if args.jobs > 1:  # forked workers share the emissions and the LM; one search thread each
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            rows = list(tqdm(pool.imap(score_grid_point, grid), total=len(grid), desc="grid", disable=None))
+    else:
+        rows = [score_grid_point(point) for point in tqdm(grid, desc="grid", disable=None)]
     best = min(rows, key=lambda row: row["wer"])  # min keeps the first of equal rows
 
     print(f"\n{args.subset}: {encoded.num_utterances} utterances, {greedy.words} words, beam {args.beam}; "

@@ -431,7 +431,8 @@ if run_stage 7 decode; then
       subset=${pair%%:*}; dev=${pair#*:}
       [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
         --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
-        --beam 50 --lm-weights $lm_weights --word-scores $word_scores --out "$dir/lm_tuned_$dev.json"
+        --beam 50 --lm-weights $lm_weights --word-scores $word_scores --jobs "${OMP_NUM_THREADS:-1}" \
+        --out "$dir/lm_tuned_$dev.json"
       read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
       for beam in $beams; do
         generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \

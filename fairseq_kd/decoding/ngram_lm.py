@@ -12,6 +12,7 @@ leaves out words with a letter missing from the dictionary.
 Outputs in ``out_dir``, each written atomically: lm.bin (KenLM binary), lexicon.txt, lm_text.txt (the
 normalised text the LM was estimated on) and build_lm.json (sources, checksums, counts; written last).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from ..data.exclusion import CONTAINED_MIN_WORDS, TextExclusion
 from ..errors import DataError, ToolError
-from ..io_utils import atomic_write, sha256_file
+from ..io_utils import atomic_write, open_text_hashed, sha256_file
 from .lexicon import write_lexicon
 
 ARPA_SPECIALS = {"<s>", "</s>", "<unk>"}
@@ -92,7 +93,8 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build_lm.") as work:
         text_tmp, arpa_tmp = os.path.join(work, "lm_text.txt"), os.path.join(work, "lm.arpa")
         counts = {"lm_lines": 0, "lm_words": 0}
-        with open(text, encoding="utf-8") as src, open(text_tmp, "w", encoding="utf-8") as out:
+        text_digest = hashlib.sha256()  # of the raw text, fed by the filter's pass: the text is read once here
+        with open_text_hashed(text, text_digest) as src, open(text_tmp, "w", encoding="utf-8") as out:
             raw_lines = tqdm(src, desc="normalise + exclude", unit=" lines", disable=None)
             for line in exclusion.lines(raw_lines, counts):
                 out.write(line + "\n")
@@ -117,7 +119,7 @@ def build_lm(text: str, dict_path: str, out_dir: str, exclude: Sequence[str] = (
         for name in ("lm.bin", "lexicon.txt", "lm_text.txt"):
             os.replace(os.path.join(work, name), os.path.join(out_dir, name))
     info = {
-        "text": os.path.abspath(text), "text_sha256": sha256_file(text),
+        "text": os.path.abspath(text), "text_sha256": text_digest.hexdigest(),
         "dict": os.path.abspath(dict_path), "dict_sha256": sha256_file(dict_path),
         "exclude": [{"path": os.path.abspath(p), "sha256": sha256_file(p)} for p in exclude],
         "excluded_sentences": len(exclusion), "contained_min_words": contained_min_words,

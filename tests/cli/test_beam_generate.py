@@ -78,6 +78,14 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
     result = json.loads(tuned.read_text())
     assert len(result["grid"]) == 4 and result["subset"] == "valid"
     assert result["wer"] == min(row["wer"] for row in result["grid"]) and "<- best" in proc.stdout
+    in_parallel = tmp_path / "tuned_jobs2.json"  # the grid in 2 forked processes: the same rows and choice
+    run([sys.executable, os.path.join(SCRIPTS, "tune_lm_weights.py"), "--path", checkpoint, "--data", corpus,
+         "--subset", "valid", *lm, "--beam", "4", "--lm-weights", "0", "1", "--word-scores", "0", "2", "--jobs", "2",
+         "--out", str(in_parallel)])
+    parallel_result = json.loads(in_parallel.read_text())
+    drop_time = lambda rows: [{k: v for k, v in row.items() if k != "search_seconds"} for row in rows]  # noqa: E731
+    assert drop_time(parallel_result["grid"]) == drop_time(result["grid"])
+    assert (parallel_result["lm_weight"], parallel_result["word_score"]) == (result["lm_weight"], result["word_score"])
 
     table = tmp_path / "bench.json"
     proc = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
