@@ -10,7 +10,8 @@ summary's) and ``generate.log`` (its "Translated N sentences ... in X s" line). 
 / audio duration of the subset, from ``<data>/<subset>.tsv``) and the parameters used at inference (the
 checkpoint without the training-only attention decoder).
 
-Outputs (atomic): results.csv (one row per system, seed, method, subset), results.md (mean and spread over
+Outputs (atomic): results.csv (one row per system, seed, method, subset, with
+the distillation setting alpha, beta, temperature: distillation_setting), results.md (mean and spread over
 seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
 with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
 ``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py), with 95 % t intervals over utterances
@@ -57,6 +58,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+import yaml
 
 import fairseq_kd  # noqa: F401  (safe checkpoint loading)
 from fairseq_kd.comparison import (
@@ -141,12 +143,62 @@ def audio_seconds(data, subset, sample_rate=16000):
     return sum(n for _, n, _ in entries) / sample_rate, len(entries)
 
 
-def inference_parameters(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
+def load_checkpoint(checkpoint, cache={}):  # noqa: B006  (memo per checkpoint path)
     if checkpoint not in cache:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # fairseq_kd/checkpoints.py
-        cache[checkpoint] = sum(v.numel() for v in inference_state_dict(state["model"]).values()
-                                if v.is_floating_point())
+        cache[checkpoint] = torch.load(checkpoint, map_location="cpu", weights_only=True)  # fairseq_kd/checkpoints.py
     return cache[checkpoint]
+
+
+def inference_parameters(checkpoint):
+    return sum(v.numel() for v in inference_state_dict(load_checkpoint(checkpoint)["model"]).values()
+               if v.is_floating_point())
+
+
+SETTING_COLUMNS = ("alpha", "beta", "temperature")
+RECIPE_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "kd")
+
+
+def distillation_setting(seed_dir, system, data):
+    """``{alpha, beta, temperature}`` of a training (docs: fairseq_kd/criterions/ctc_kd.py): the criterion's
+    ``aed_kd_weight``, ``kd_kl_weight`` and the teacher temperature the KL reads, ``kd_temperature`` x the
+    sidecars' extraction temperature (their teacher.json). From the checkpoint's config; for a decoding taken
+    from --previous without its checkpoint, from the recipe config examples/kd/SYSTEM.yaml (the recipe overrides
+    only seed, updates and precision) and DATA/teacher/teacher.json. ``beta`` is empty without the decoder
+    (alpha = 0), ``temperature`` also with beta = 0 (no KL term)."""
+    checkpoint = os.path.join(seed_dir, "checkpoint_best.pt") if seed_dir else None
+    if checkpoint and os.path.isfile(checkpoint):
+        cfg = load_checkpoint(checkpoint)["cfg"]
+        criterion, sidecars, source = cfg["criterion"], cfg["task"].get("kd_sidecar_dir"), checkpoint
+    else:
+        source = os.path.normpath(os.path.join(RECIPE_CONFIGS, f"{system}.yaml"))
+        if not os.path.isfile(source):
+            raise SystemExit(f"{system}: no checkpoint under {seed_dir} and no recipe config {source}: cannot tell "
+                             f"its alpha / beta / temperature")
+        with open(source, encoding="utf-8") as f:
+            criterion = yaml.safe_load(f)["criterion"]
+        sidecars = os.path.join(data, "teacher")
+    alpha = float(criterion.get("aed_kd_weight") or 0.0)
+    beta = float(criterion.get("kd_kl_weight", 1.0)) if alpha > 0 else ""
+    temperature = ""
+    if alpha > 0 and beta > 0:
+        header = os.path.join(sidecars or "", "teacher.json")
+        if not os.path.isfile(header):
+            raise SystemExit(f"{source}: its teacher sidecars' {header} is missing: the extraction temperature of "
+                             f"{system} is unknown (run on the machine of the training, or give --data the corpus "
+                             f"whose teacher/ holds them)")
+        temperature = float(criterion.get("kd_temperature", 1.0)) * float(read_json(header)["temperature"])
+    return {"alpha": alpha, "beta": beta, "temperature": temperature}
+
+
+def with_setting(row, setting):
+    """``row`` with the setting columns after ``seed``."""
+    out = {}
+    for key, value in row.items():
+        if key not in SETTING_COLUMNS:
+            out[key] = value
+        if key == "seed":
+            out.update(setting)
+    return out
 
 
 def read_decodings(exp):
@@ -167,9 +219,10 @@ INTEGER_COLUMNS = ("seed", "utterances", "words", "sub", "del", "ins", "params_i
 FLOAT_COLUMNS = ("wer", "decode_s", "audio_s", "rtf")
 
 
-def read_previous(directory, found):
+def read_previous(directory, found, data):
     """``(rows, found entries)`` of the decodings in ``directory`` (an earlier output: results.csv and
-    per_utterance/) that are not in ``found`` (:func:`read_decodings`' entries of --exp)."""
+    per_utterance/) that are not in ``found`` (:func:`read_decodings`' entries of --exp); the setting columns
+    from its results.csv, or :func:`distillation_setting` where an older one has none."""
     have = {(system, seed, method, subset) for _, system, seed, method, subset, _ in found}
     path = os.path.join(directory, "results.csv")
     if not os.path.isfile(path):
@@ -197,7 +250,11 @@ def read_previous(directory, found):
                 raise SystemExit(f"{table}: {len(records)} utterances / {sum(u['words'] for u in records)} words, "
                                  f"its results.csv row ({path}:{line_number}) says {row['utterances']} / "
                                  f"{row['words']}")
-            rows.append(row)
+            if all(k in row for k in SETTING_COLUMNS):
+                setting = {k: float(row[k]) if row[k] != "" else "" for k in SETTING_COLUMNS}
+            else:
+                setting = distillation_setting(None, row["system"], data)
+            rows.append(with_setting(row, setting))
             entries.append((None, *key, {"source": table, "per_utterance": records}))
     return rows, entries
 
@@ -211,14 +268,14 @@ def collect(exp, data, found=None):
             raise SystemExit(f"{measured['source']}: {measured['utterances']} utterances decoded, {subset}.tsv has "
                              f"{n_utts}")
         decode_time = measured["decode_seconds"]
-        rows.append({
+        rows.append(with_setting({
             "system": system, "seed": seed, "method": method,
             "subset": subset, "utterances": n_utts, "words": measured["words"],
             "wer": measured["wer"], "sub": measured["sub"], "del": measured["del"],
             "ins": measured["ins"], "decode_s": decode_time, "audio_s": round(seconds, 2),
             "rtf": decode_time / seconds,
             "params_inference": inference_parameters(os.path.join(seed_dir, "checkpoint_best.pt")),
-        })
+        }, distillation_setting(seed_dir, system, data)))
     return rows
 
 
@@ -557,7 +614,7 @@ def main():
     found = read_decodings(args.exp)
     rows = collect(args.exp, args.data, found)
     if args.previous:
-        previous_rows, previous_found = read_previous(args.previous, found)
+        previous_rows, previous_found = read_previous(args.previous, found, args.data)
         print(f"{len(previous_rows)} decodings from {args.previous} (not under {args.exp})")
         rows, found = rows + previous_rows, found + previous_found
     if not found:

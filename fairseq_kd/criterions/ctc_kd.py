@@ -7,9 +7,9 @@ or sentences with ``optimization.sentence_avg``)::
     L     = (1 - alpha) * L_ctc_all + alpha * mean_{t in aed_layers} L_aed(t)
     L_ctc_all = (1 - w) * CTC(final layer) + w * mean_{l in inter_ctc_layers} CTC(layer l)
     L_aed(t)  = (1 - beta) * CE(reference WordPieces | decoder on tap t)
-                + beta * KL(teacher top-k || decoder on tap t)
+                + beta * KL(teacher top-k at temperature T || decoder on tap t)
 
-    alpha = aed_kd_weight, w = interctc_weight, beta = kd_kl_weight.
+    alpha = aed_kd_weight, w = interctc_weight, beta = kd_kl_weight, T = kd_temperature.
 
 Without InterCTC layers ``L_ctc_all = CTC(final)``; with ``alpha = 0`` the decoder is not run and the loss is
 exactly the CTC + InterCTC loss. Validation batches of a split without teacher sidecar get ``L_ctc_all``. The KL at
@@ -17,6 +17,13 @@ a target position j with teacher top-k ids ``i_1..i_k`` and renormalised probabi
 ``sum_m p_m (log p_m - log q(i_m))``, where ``q`` is the decoder's softmax over the whole teacher vocabulary; the
 position after the last token (``[SEP]``, end of sentence) has the one-hot teacher distribution, so there KL = CE.
 Padded positions count nothing.
+
+Temperature: the sidecar stores the top-k of ``softmax(z / tau)`` (``tau`` = the extraction's ``--temperature``).
+``kd_temperature = T`` softens it further, ``p_m <- p_m^(1/T) / sum_n p_n^(1/T)``, which is exactly the
+renormalised top-k of ``softmax(z / (tau T))``: ``p_m`` is proportional to ``exp(z_m / tau)`` and a temperature keeps
+the order, so the same k ids stay on top. The decoder's softmax is not tempered (the student is read at T = 1, as
+in BERT-to-ASR distillation, Futami et al. 2020), so no T^2 factor. The only inexactness is the sidecar's float16:
+a probability stored as 0 (below 6e-8) stays 0 instead of becoming ``(6e-8 / p_1)^(1/T)``.
 
 Every term is logged on its own: ``ctc_loss``, ``interctc_loss_l{l}`` (bits per ``sample_size``, like
 ``loss``), ``aed_kl_loss_l{t}``, ``aed_ce_loss_l{t}`` (bits per teacher token); validation also logs greedy
@@ -57,6 +64,9 @@ class CtcKdCriterionConfig(FairseqDataclass):
     kd_kl_weight: float = field(default=1.0, metadata={
         "help": "beta: within each AED tap, (1-beta)*CE(reference WordPieces) + beta*KL(teacher top-k || "
                 "decoder); 1 = pure distillation"})
+    kd_temperature: float = field(default=1.0, metadata={
+        "help": "T: soften the teacher's stored top-k, p^(1/T) renormalised = the top-k of softmax(z / (tau * T)) "
+                "with tau the sidecars' extraction temperature (exact: see the module doc); 1 = as stored"})
     zero_infinity: bool = field(default=True, metadata={
         "help": "zero CTC losses that are infinite because an utterance has fewer frames than its target needs"})
     sentence_avg: bool = II("optimization.sentence_avg")
@@ -72,6 +82,9 @@ class CtcKdCriterion(FairseqCriterion):
         for name in ("interctc_weight", "aed_kd_weight", "kd_kl_weight"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise ValueError(f"criterion.{name}={getattr(cfg, name)} must be in [0, 1]")
+        if cfg.kd_temperature <= 0:
+            raise ValueError(f"criterion.kd_temperature={cfg.kd_temperature} must be positive (1 = the sidecars' "
+                             f"probabilities as stored)")
         if cfg.aed_kd_weight > 0 and getattr(task.cfg, "kd_sidecar_dir", None) is None:
             raise ValueError(f"criterion.aed_kd_weight={cfg.aed_kd_weight} needs teacher targets: set "
                              f"task.kd_sidecar_dir to the directory of the {{split}}.kd sidecars "
@@ -130,7 +143,7 @@ class CtcKdCriterion(FairseqCriterion):
             return {}
         teacher = {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
                    "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
-        return {l: self.aed_losses(logits, teacher) for l, logits in net_output["aed_logits"]}
+        return {l: self.aed_losses(logits, teacher, self.cfg.kd_temperature) for l, logits in net_output["aed_logits"]}
 
     def mix(self, ctc, inter_ctc, aed):
         """``(L_ctc_all, L_aed)``: ``(1 - w) CTC + w mean_l InterCTC(l)`` and ``mean_t [(1 - beta) CE + beta KL]``
@@ -147,8 +160,17 @@ class CtcKdCriterion(FairseqCriterion):
                               reduction="sum", zero_infinity=self.cfg.zero_infinity)
 
     @staticmethod
-    def aed_losses(logits, teacher):
-        """Summed ``(KL(teacher top-k || decoder), CE(reference))`` of one tap.
+    def tempered(probs, temperature):
+        """``probs^(1/T)`` renormalised over the last dimension (``B x L x k``); rows of zeros (padding) stay
+        zero."""
+        if temperature == 1.0:
+            return probs
+        powered = probs.pow(1.0 / temperature)
+        return powered / powered.sum(-1, keepdim=True).clamp_min(torch.finfo(powered.dtype).tiny)
+
+    @classmethod
+    def aed_losses(cls, logits, teacher, temperature=1.0):
+        """Summed ``(KL(teacher top-k at temperature T || decoder), CE(reference))`` of one tap.
 
         ``logits``: ``B x L x V``; ``teacher["target"]``: ``B x L``; ``teacher["topk_ids"]``,
         ``teacher["topk_probs"]``: ``B x L x k``; ``teacher["padding_mask"]``: ``B x L`` (True on padding).
@@ -157,7 +179,7 @@ class CtcKdCriterion(FairseqCriterion):
         lprobs = F.log_softmax(logits.float(), dim=-1)
         keep = ~teacher["padding_mask"]
         ce = -lprobs.gather(-1, teacher["target"].unsqueeze(-1)).squeeze(-1)
-        p = teacher["topk_probs"].float()
+        p = cls.tempered(teacher["topk_probs"].float(), temperature)
         kl = (torch.xlogy(p, p) - p * lprobs.gather(-1, teacher["topk_ids"])).sum(-1)
         return kl[keep].sum(), ce[keep].sum()
 

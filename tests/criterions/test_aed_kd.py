@@ -96,3 +96,38 @@ def test_weights_outside_unit_interval_fail(task, name):
 def test_kd_weight_without_sidecars_fails_at_start(task):
     with pytest.raises(ValueError, match="kd_sidecar_dir"):
         CtcKdCriterion(CtcKdCriterionConfig(aed_kd_weight=0.5, sentence_avg=False), task)
+
+
+def test_temperature_equals_the_renormalised_top_k_of_the_tempered_softmax():
+    """kd_temperature on stored top-k = the top-k of softmax(z / T) renormalised; padding rows stay 0 and finite
+    (their NaN would reach the gradient through 0 * NaN)."""
+    torch.manual_seed(3)
+    z = torch.randn(2, 4, 50) * 4
+    k, temperature = 10, 3.0
+    stored, ids = torch.softmax(z, -1).topk(k, -1)  # what the sidecar holds (tau = 1)
+    stored = stored / stored.sum(-1, keepdim=True)  # what the collater gives the criterion
+    stored[1, 3] = 0.0  # a padded position
+    expected, expected_ids = torch.softmax(z / temperature, -1).topk(k, -1)
+    assert torch.equal(ids, expected_ids)
+    expected = expected / expected.sum(-1, keepdim=True)
+    tempered = CtcKdCriterion.tempered(stored, temperature)
+    torch.testing.assert_close(tempered[:1], expected[:1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(tempered[1, :3], expected[1, :3], rtol=1e-5, atol=1e-7)
+    assert torch.equal(tempered[1, 3], torch.zeros(k))
+    assert CtcKdCriterion.tempered(stored, 1.0) is stored
+
+
+def test_temperature_softens_the_kl_target_and_keeps_gradients_finite(task):
+    model = kd_model(task).eval()
+    sample = kd_sample(task)
+    logs = {}
+    for temperature in (1.0, 3.0):
+        model.zero_grad()
+        loss, _, log = kd_criterion(task, aed_kd_weight=0.5, kd_temperature=temperature)(model, sample)
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        logs[temperature] = log
+    assert logs[3.0]["aed_kl_loss_l2"] != pytest.approx(logs[1.0]["aed_kl_loss_l2"])
+    assert logs[3.0]["aed_ce_loss_l2"] == pytest.approx(logs[1.0]["aed_ce_loss_l2"])  # the reference is untouched
+    with pytest.raises(ValueError, match="kd_temperature=0"):
+        kd_criterion(task, aed_kd_weight=0.5, kd_temperature=0.0)

@@ -32,7 +32,12 @@ def test_summaries_and_fairseq_generate_outputs_give_the_same_rows(collect_resul
     seed_dir = tmp_path / "exp" / "xs_ctc" / "seed1"
     seed_dir.mkdir(parents=True)
     weights = {"ctc_proj.weight": torch.zeros(3, 4), f"{AED_DECODER_PREFIX}embed.weight": torch.zeros(9, 9)}
-    torch.save({"model": weights}, seed_dir / "checkpoint_best.pt")
+    sidecars = tmp_path / "sidecars"
+    sidecars.mkdir()
+    (sidecars / "teacher.json").write_text(json.dumps({"temperature": 2.0}))
+    cfg = {"criterion": {"_name": "ctc_kd", "aed_kd_weight": 0.7, "kd_kl_weight": 0.3, "kd_temperature": 1.5},
+           "task": {"kd_sidecar_dir": str(sidecars)}}
+    torch.save({"model": weights, "cfg": cfg}, seed_dir / "checkpoint_best.pt")
     legacy = seed_dir / "decode" / "greedy" / "test"
     legacy.mkdir(parents=True)
     (legacy / "generate-test.txt").write_text("T-1\tA DOG RAN\nD-1\t-0.5\tA DOG\nT-0\tTHE HAT\nD-0\t-0.1\tTHE CAT\n")
@@ -47,6 +52,9 @@ def test_summaries_and_fairseq_generate_outputs_give_the_same_rows(collect_resul
     assert rows["greedy"]["wer"] == pytest.approx(40.0) and rows["greedy"]["rtf"] == pytest.approx(0.5 / 3)
     assert rows["beam4_lm"]["wer"] == 20.0 and rows["beam4_lm"]["decode_s"] == 1.5
     assert rows["greedy"]["params_inference"] == 12  # the attention decoder is not counted
+    # the distillation setting, the temperature the KL reads = kd_temperature x the extraction's
+    assert list(rows["greedy"])[:5] == ["system", "seed", "alpha", "beta", "temperature"]
+    assert (rows["greedy"]["alpha"], rows["greedy"]["beta"], rows["greedy"]["temperature"]) == (0.7, 0.3, 3.0)
     found = {method: measured for _, _, _, method, _, measured in collect_results.read_decodings(str(tmp_path / "exp"))}
     assert found["greedy"]["per_utterance"] == [  # per-utterance errors of the T-/D- lines too
         {"id": 0, "reference": "THE HAT", "hypothesis": "THE CAT", "words": 2, "sub": 1, "del": 0, "ins": 0},
@@ -98,7 +106,8 @@ def make_experiment(root, systems, subset="test", audio_name="u{}.wav".format):
         for seed, content in seeds.items():
             seed_dir = root / "exp" / system / f"seed{seed}"
             (seed_dir / "decode" / "greedy" / subset).mkdir(parents=True)
-            torch.save({"model": {"w": torch.zeros(2, 2)}}, seed_dir / "checkpoint_best.pt")
+            cfg = {"criterion": {"_name": "ctc_kd", "aed_kd_weight": 0.0}, "task": {"kd_sidecar_dir": None}}
+            torch.save({"model": {"w": torch.zeros(2, 2)}, "cfg": cfg}, seed_dir / "checkpoint_best.pt")
             (seed_dir / "decode" / "greedy" / subset / "decoding_summary.json").write_text(json.dumps(content))
     return data, root / "exp"
 
@@ -276,6 +285,30 @@ def test_decodings_of_an_earlier_output_complete_an_experiment_that_lost_them(co
     assert (merged / "results.csv").read_text() == (earlier / "results.csv").read_text()
     assert read_csv(merged / "significance.csv") == read_csv(earlier / "significance.csv")
     assert read_csv(merged / "wer_intervals.csv") == read_csv(earlier / "wer_intervals.csv")
+
+    # an output written before results.csv had the setting columns: the recipe config and the corpus's sidecars
+    with_columns = (earlier / "results.csv").read_text()
+    with open(earlier / "results.csv", newline="") as f:
+        old_rows = list(csv.DictReader(f))
+    assert {(r["alpha"], r["beta"], r["temperature"]) for r in old_rows} == {("0.0", "", "")}
+    with open(earlier / "results.csv", "w", newline="") as f:
+        old_columns = [k for k in old_rows[0] if k not in ("alpha", "beta", "temperature")]
+        writer = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(old_rows)
+    (data / "teacher").mkdir()
+    (data / "teacher" / "teacher.json").write_text(json.dumps({"temperature": 1.0}))
+    renamed = {"xs_better": "xs_interctc_interaedkd_alpha07"}  # a system with a recipe config
+    text = (earlier / "results.csv").read_text().replace("xs_better", renamed["xs_better"])
+    (earlier / "results.csv").write_text(text)
+    os.rename(earlier / "per_utterance" / "xs_better", earlier / "per_utterance" / renamed["xs_better"])
+    run_main(collect_results, monkeypatch, "--exp", exp, "--out", merged, "--previous", earlier,
+             "--data", data, "--systems", f"xs_ctc,{renamed['xs_better']}")
+    with open(merged / "results.csv", newline="") as f:
+        settings = {(r["system"], r["alpha"], r["beta"], r["temperature"]) for r in csv.DictReader(f)}
+    assert settings == {("xs_ctc", "0.0", "", ""), (renamed["xs_better"], "0.7", "1.0", "1.0")}
+    os.rename(earlier / "per_utterance" / renamed["xs_better"], earlier / "per_utterance" / "xs_better")
+    (earlier / "results.csv").write_text(with_columns)
 
     (earlier / "per_utterance" / "xs_better" / "seed2" / "greedy" / "test.tsv").unlink()
     with pytest.raises(SystemExit, match=r"results.csv:\d+: .*xs_better/seed2/greedy/test.tsv is missing"):
