@@ -5,7 +5,10 @@
    ``fairseq-hydra-train`` on the same data, batches and seed, in its own process: seconds per update and
    audio seconds / utterances per wall second from fairseq's log (timestamps, ``apb`` and ``bsz`` of every
    update between --warmup and the last; start-up and the first updates excluded), peak memory as the
-   training process' maximum resident set size (with --ranks, the largest rank's).
+   training process' maximum resident set size (with --ranks, the largest rank's) and, on a GPU, the peak GPU
+   memory: fairseq logs ``gb_free`` = total - torch.cuda.max_memory_allocated() per logged update (0.1 GB
+   steps), so the peak is the card's total (fairseq's "CUDA enviroments" banner) minus the smallest
+   ``gb_free``. Run on a GPU with the overrides ``common.cpu=false`` (and the precision's).
 2. **In process** (--profile-steps > 0, fairseq's Trainer built as fairseq-hydra-train builds it, see
    fairseq_kd/profiling.py): FLOPs of forward + backward per audio second (FlopCounterMode on
    --flop-batches batches), this machine's fp32 matmul peak on the same threads, the share of that peak
@@ -42,13 +45,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[train_inner\].*$", re.M)
 FIELD = re.compile(r"\b(num_updates|apb|bsz)=([\d.]+)")
 PARAMS = re.compile(r"num\. shared model params: ([\d,]+)")
+GPU = re.compile(r"total memory = ([\d.]+) GB ; name = (.*?)\s*$", re.M)
+GB_FREE = re.compile(r"\bgb_free=([\d.]+)")
 
 
 def common_overrides(variant, args, save_dir):
     sidecars = [f"task.kd_sidecar_dir={args.sidecars}"] if args.sidecars else []
     return [f"task.data={args.data}", *sidecars, f"common.user_dir={os.path.join(ROOT, 'fairseq_kd')}",
             f"checkpoint.save_dir={save_dir}",
-            f"optimization.max_update={args.updates}", "common.log_interval=1", "dataset.disable_validation=true",
+            f"optimization.max_update={args.updates}", "common.log_interval=1", "common.log_format=simple",
+            "dataset.disable_validation=true",
             "checkpoint.no_save=true", f"common.seed={args.seed}", *args.overrides]
 
 
@@ -82,7 +88,9 @@ def training_figures(variant, proc, args):
     first, last = args.warmup, max(updates)
     seconds = (updates[last][0] - updates[first][0]).total_seconds()
     timed = [updates[n] for n in range(first + 1, last + 1)]
-    return {"seconds_per_update": seconds / (last - first),
+    gpu, gb_free = GPU.search(stdout), [float(v) for v in GB_FREE.findall(stdout)]
+    on_gpu = {"gpu": gpu.group(2), "peak_gpu_gib": float(gpu.group(1)) - min(gb_free)} if gpu and gb_free else {}
+    return {**on_gpu, "seconds_per_update": seconds / (last - first),
             "audio_seconds_per_second": sum(t[1] for t in timed) / seconds,
             "utterances_per_second": sum(t[2] for t in timed) / seconds,
             "audio_seconds_per_update": sum(t[1] for t in timed) / len(timed),
@@ -189,14 +197,16 @@ def main():
           f"{args.warmup}, {args.threads} threads, {args.side_by_side} training(s) at once (figures summed), "
           f"{args.ranks} rank(s), dataset.num_workers={args.num_workers}, "
           f"data {args.data}, overrides {' '.join(args.overrides) or 'none'}")
+    gpus = sorted({r["gpu"] for r in results.values() if "gpu" in r})
     print("| variant | trained parameters | s / update | audio s / update | audio-s / s | utt / s | "
-          "speed ratio | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "speed ratio | peak RSS (MiB) |" + (f" peak GPU memory (GiB, {', '.join(gpus)}) |" if gpus else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpus else ""))
     for variant, r in results.items():
         print(f"| {variant} | {r['parameters']:,} | {r['seconds_per_update']:.3f} | "
               f"{r['audio_seconds_per_update']:.1f} | {r['audio_seconds_per_second']:.1f} | "
               f"{r['utterances_per_second']:.2f} | "
-              f"{r['audio_seconds_per_second'] / base['audio_seconds_per_second']:.2f} | {r['peak_rss_mib']:.0f} |")
+              f"{r['audio_seconds_per_second'] / base['audio_seconds_per_second']:.2f} | {r['peak_rss_mib']:.0f} |"
+              + (f" {r['peak_gpu_gib']:.1f} |" if "peak_gpu_gib" in r else (" - |" if gpus else "")))
     if args.profile_steps:
         print(f"\nCompute: fp32 matmul peak of this machine {peak:.1f} GFLOP/s ({args.threads} threads, 2048^2); "
               f"FLOPs counted over {args.flop_batches} batches (FlopCounterMode: matmul, conv, attention)")

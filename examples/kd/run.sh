@@ -19,7 +19,9 @@
 # Options: --stage N --stop-stage N, --exp DIR (default exp/<preset>), --seeds "1 2", --variants "CONFIG ..."
 # (config names of examples/kd), --max-update N, --nj N (parallel jobs / CPU threads), --device cpu|cuda
 # (default: cuda for librispeech, which stops when torch sees no GPU unless --device cpu is given; the other presets:
-# cuda when torch sees a GPU), --beams "10 50", --parallel N (systems trained, and then decoded, at
+# cuda when torch sees a GPU; cuda trains with common.cpu=false whatever the config says), --precision fp32|fp16|bf16
+# (stage 6 on any device: float32, fairseq's fp16 (GPU only), or bfloat16 autocast (model.autocast_bf16); default:
+# the config's), --beams "10 50", --parallel N (systems trained, and then decoded, at
 # once, nj / N threads each; default 2 on CPU presets, 1 for librispeech; the decoding times in the results then
 # include that sharing: --stage 7 --parallel 1 times each decoding alone),
 # --plan (print what is trained, what is decoded and what remains, with a time estimate, and stop),
@@ -27,7 +29,9 @@
 # --previous-results DIR (an earlier stage 8 output kept elsewhere, e.g. docs/results/evidence: its systems and
 # seeds are neither trained nor decoded again, and stage 8 includes their decodings; for a session on a new
 # machine whose exp/ is gone), --sidecars DIR (teacher sidecars extracted before for the same corpus, e.g.
-# docs/results/evidence/teacher_sidecars: stage 4 checks and copies them, and no teacher is fine-tuned in stage 3).
+# docs/results/evidence/teacher_sidecars: stage 4 checks and copies them, and no teacher is fine-tuned in stage 3),
+# --decode-splits "valid" (stage 7 decodes only these subsets, greedily, and beam + LM only the test subsets among
+# them; the systems' .decode.done markers then wait for a full decoding; stage 8 tabulates the first of them).
 # LibriSpeech preset: --librispeech-dir DIR (with train-clean-100, dev-clean, dev-other, test-clean,
 # test-other: the dev/test subsets found are used), --train-subsets "train-clean-100 train-clean-360",
 # --teacher-dir DIR (a local transformers BertForMaskedLM directory with its tokenizer; MLM fine-tuning on
@@ -85,6 +89,7 @@ nj=$(nproc)
 nj_explicit=false
 exp=""
 device=""
+precision=""
 beams_override=""
 librispeech_dir=""
 train_subsets="train-clean-100"
@@ -95,6 +100,7 @@ config_prefix=""
 lm_prune=""
 previous_results=""
 sidecars=""
+decode_splits=""     # --decode-splits "valid": stage 7 decodes only these subsets (a screening reads valid alone)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -109,6 +115,7 @@ while [ $# -gt 0 ]; do
     --nj) nj=$2; nj_explicit=true; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
     --beams) beams_override=$2; shift 2 ;;
     --librispeech-dir) librispeech_dir=$2; shift 2 ;;
     --train-subsets) train_subsets=$2; shift 2 ;;
@@ -119,6 +126,7 @@ while [ $# -gt 0 ]; do
     --lm-prune) lm_prune=$2; shift 2 ;;
     --previous-results) previous_results=$(realpath "$2"); shift 2 ;;
     --sidecars) sidecars=$(realpath "$2"); shift 2 ;;
+    --decode-splits) decode_splits=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)"; exit 1 ;;
   esac
@@ -236,6 +244,12 @@ else
   lm_text_file=$data/text/web.txt
 fi
 main_subset=${test_splits%% *}
+for subset in $decode_splits; do
+  [[ " $valid_splits $noisy_valid_splits $test_splits " == *" $subset "* ]] \
+    || { echo "--decode-splits: $subset is not a subset of preset $preset ($valid_splits $noisy_valid_splits $test_splits)"; exit 1; }
+done
+[ -z "$decode_splits" ] || [[ " $decode_splits " == *" $main_subset "* ]] || main_subset=${decode_splits%% *}
+decoded_here() { [ -z "$decode_splits" ] || [[ " $decode_splits " == *" $1 "* ]]; }  # stage 7 decodes subset $1
 valid_list=$(echo $valid_splits | tr ' ' ',')
 mkdir -p "$stages"
 
@@ -275,7 +289,15 @@ export OMP_NUM_THREADS=$nj
 device_plan=$(python scripts/recipe_device.py --preset $preset ${device:+--device "$device"} --nj $nj \
   $($nj_explicit && echo --nj-explicit || true))
 read -r device sidecar_shards sidecar_gpus <<< "$device_plan"
-log "device $device; stage 4: $sidecar_shards sidecar shards$([ "$device" = cuda ] && echo " on GPUs $sidecar_gpus" || true)"
+case "$precision" in  # stage 6, after the preset's train_overrides: the option wins
+  "") precision_overrides="" ;;
+  fp32) precision_overrides="common.fp16=false model.autocast_bf16=false" ;;
+  fp16) [ "$device" = cuda ] || { echo "--precision fp16 needs --device cuda (on a CPU: fp32 or bf16)"; exit 1; }
+        precision_overrides="common.fp16=true model.autocast_bf16=false" ;;
+  bf16) precision_overrides="common.fp16=false model.autocast_bf16=true" ;;
+  *) echo "--precision $precision: fp32, fp16 or bf16"; exit 1 ;;
+esac
+log "device $device${precision:+, precision $precision}; stage 4: $sidecar_shards sidecar shards$([ "$device" = cuda ] && echo " on GPUs $sidecar_gpus" || true)"
 heldout=$(for s in $valid_splits $test_splits; do printf '%s ' "$corpus/$s.wrd"; done)
 
 if run_stage 1 text; then
@@ -382,7 +404,7 @@ for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED in work order, --p
 }
 
 if run_stage 6 train; then
-  device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || true)
+  device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || echo "common.cpu=false")
   train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
     # (its log continues: appended)
     local v=$1 seed=$2
@@ -397,7 +419,7 @@ if run_stage 6 train; then
     fairseq-hydra-train --config-dir examples/kd \
       --config-name $v task.data="$corpus" task.kd_sidecar_dir="$sidecar_dir" common.user_dir="$ROOT/fairseq_kd" \
       common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
-      $device_overrides ${max_update:+optimization.max_update=$max_update} $train_overrides \
+      $device_overrides ${max_update:+optimization.max_update=$max_update} $train_overrides $precision_overrides \
       >> "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; return 1; }
     touch "$exp/$v/seed$seed.train.done"
     log "$v seed $seed: $(grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1 | grep -oE '\| wer [0-9.]+' || true)"
@@ -425,10 +447,11 @@ if run_stage 7 decode; then
     decoded_before $v $seed && return 0
     [ -f "$dir.train.done" ] || { log "$v seed $seed: not trained yet ($dir.train.done missing), not decoded"; return 0; }
     for subset in $valid_splits $noisy_valid_splits $test_splits; do
-      generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"
+      if decoded_here $subset; then generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"; fi
     done
     for pair in $tune_pairs; do
       subset=${pair%%:*}; dev=${pair#*:}
+      decoded_here $subset || continue
       [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
         --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
         --beam 50 --lm-weights $lm_weights --word-scores $word_scores --jobs "${OMP_NUM_THREADS:-1}" \
@@ -440,7 +463,7 @@ if run_stage 7 decode; then
           --lm-weight $lm_weight --word-score $word_score
       done
     done
-    touch "$dir.decode.done"
+    if [ -z "$decode_splits" ]; then touch "$dir.decode.done"; fi
   }
   for_each_system decode_one
   finish_stage 7 decode

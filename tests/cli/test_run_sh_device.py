@@ -40,3 +40,20 @@ def test_without_a_gpu_the_preset_stops_unless_device_cpu_is_given(librispeech_o
     proc = run_without_gpu(*librispeech_options, "--exp", str(tmp_path / "exp"), "--device", "cpu")
     assert proc.returncode == 0, proc.stdout
     assert "device cpu; stage 4: 2 sidecar shards" in proc.stdout
+
+
+def test_precision_is_checked_against_the_device_before_stage_1(librispeech_options, tmp_path):
+    proc = run_without_gpu(*librispeech_options, "--exp", str(tmp_path / "exp"), "--device", "cpu",
+                           "--precision", "fp16")
+    assert proc.returncode == 1 and "--precision fp16 needs --device cuda (on a CPU: fp32 or bf16)" in proc.stdout
+    assert "stage 1" not in proc.stdout
+    proc = run_without_gpu(*librispeech_options, "--exp", str(tmp_path / "exp"), "--device", "cpu",
+                           "--precision", "bf16")
+    assert proc.returncode == 0 and "device cpu, precision bf16; stage 4" in proc.stdout, proc.stdout
+
+
+def test_decode_splits_must_name_subsets_of_the_preset(librispeech_options, tmp_path):
+    proc = run_without_gpu(*librispeech_options, "--exp", str(tmp_path / "exp"), "--device", "cpu",
+                           "--decode-splits", "dev_clean test_bogus")
+    assert proc.returncode == 1
+    assert "--decode-splits: test_bogus is not a subset of preset librispeech (dev_clean" in proc.stdout
