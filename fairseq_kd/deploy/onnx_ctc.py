@@ -55,7 +55,7 @@ from ..decoding.base import ctc_blank_index
 from ..decoding.greedy import ctc_greedy_search
 from ..decoding.scoring import word_errors
 from ..errors import DataError
-from ..io_utils import atomic_write
+from ..io_utils import atomic_write, read_json
 
 INSTALL_HINT = "pip install onnx onnxruntime sherpa-onnx"
 MODEL_FILE = "model.onnx"
@@ -334,9 +334,35 @@ def share(flags) -> float:
     return sum(flags) / max(len(flags), 1)
 
 
+def agreement_with_fairseq_generate(words: Sequence[str], generated: Optional[Dict[int, str]]) -> dict:
+    """``same_words_as_fairseq_generate``: the share of the utterances fairseq-generate decoded (``generated``: its
+    hypothesis per manifest line, from ``--decoding-summary``) where ``words`` (in manifest order) are the same;
+    nothing without ``generated``."""
+    if generated is None:
+        return {}
+    return {"same_words_as_fairseq_generate": share(words[i] == hypothesis for i, hypothesis in generated.items())}
+
+
+def read_generated(summary_path: str, num_utterances: int) -> Dict[int, str]:
+    """``{manifest line: words}`` of a fairseq-generate ``--decoding-summary`` file of the same split."""
+    summary = read_json(summary_path)
+    records = summary.get("per_utterance")
+    if not records:
+        raise DataError(f"{summary_path}: no per-utterance records (write it with fairseq-generate "
+                        f"--decoding-summary, fairseq_kd/decoding/summary.py)")
+    generated = {int(r["id"]): " ".join(r["hypothesis"].split()) for r in records}
+    outside = [i for i in generated if not 0 <= i < num_utterances]
+    if outside:
+        raise DataError(f"{summary_path}: utterance id {outside[0]} but the split has {num_utterances} utterances: "
+                        f"a decoding of another split")
+    return generated
+
+
 def compare_onnx_runtime(path: str, threads: int, features: Sequence[np.ndarray], reference: Sequence[GreedyPath],
-                         blank: int, tgt_dict, references: Sequence[str]) -> dict:
-    """ONNX Runtime on raw filterbanks, one utterance at a time, against PyTorch's greedy paths ``reference``."""
+                         blank: int, tgt_dict, references: Sequence[str],
+                         generated: Optional[Dict[int, str]] = None) -> dict:
+    """ONNX Runtime on raw filterbanks, one utterance at a time, against PyTorch's greedy paths ``reference`` (and
+    fairseq-generate's words, ``generated``)."""
     session, paths = ort_session(path, threads), []
     for raw, expected in zip(features, reference):
         log_probs, lengths = session.run(None, {"x": raw[None], "x_lens": np.array([len(raw)], dtype=np.int64)})
@@ -352,6 +378,7 @@ def compare_onnx_runtime(path: str, threads: int, features: Sequence[np.ndarray]
                                                          e.log_probs.argmax(-1).tolist())),
             "same_label_path": share(p.tokens == e.tokens for p, e in zip(paths, reference)),
             "same_words": share(w == words_of(e.tokens, tgt_dict) for w, e in zip(words, reference)),
+            **agreement_with_fairseq_generate(words, generated),
             "wer": round(word_errors(words, references).wer, 2)}
 
 
@@ -370,10 +397,13 @@ def fastest_passes(paths: Dict[str, str], threads: int, features: Sequence[np.nd
 
 
 @torch.no_grad()
-def verify(model, tgt_dict, sample_rate: int, out_dir: str, utterances: Sequence[LabelledAudio], threads: int) -> dict:
+def verify(model, tgt_dict, sample_rate: int, out_dir: str, utterances: Sequence[LabelledAudio], threads: int,
+           generated: Optional[Dict[int, str]] = None) -> dict:
     """Decode ``utterances`` one at a time with PyTorch and ONNX Runtime float32 and int8, and with sherpa-onnx
     (8 at a time: its batches, padded), and compare with PyTorch greedy decoding, whose output is fairseq-generate's
-    (the same ``ctc_emissions`` and greedy search).
+    (the same ``ctc_emissions`` and greedy search; fairseq-generate pads its batches, which may move a
+    log-probability in the last digits), and with ``generated``, fairseq-generate's own words where given
+    (:func:`read_generated`).
 
     Per runtime: the max abs difference of the log-probabilities over valid frames, the share of frames whose
     argmax agrees, the shares of utterances with PyTorch's label path (sherpa-onnx: labels and frames) and words,
@@ -392,13 +422,15 @@ def verify(model, tgt_dict, sample_rate: int, out_dir: str, utterances: Sequence
         reference.append(greedy_path(log_probs[0, : lengths[0]], blank))
     reference_words = [words_of(p.tokens, tgt_dict) for p in reference]
     report = {"utterances": len(utterances), "threads": threads,
-              "pytorch": {"wer": round(word_errors(reference_words, references).wer, 2),
+              "pytorch": {**agreement_with_fairseq_generate(reference_words, generated),
+                          "wer": round(word_errors(reference_words, references).wer, 2),
                           "encoder_seconds": round(seconds, 3)}}
     paths = {name: os.path.join(out_dir, file)
              for name, file in (("onnxruntime_float32", MODEL_FILE), ("onnxruntime_int8", INT8_MODEL_FILE))
              if os.path.isfile(os.path.join(out_dir, file))}
     for name, path in paths.items():
-        report[name] = compare_onnx_runtime(path, threads, features, reference, blank, tgt_dict, references)
+        report[name] = compare_onnx_runtime(path, threads, features, reference, blank, tgt_dict, references,
+                                            generated)
     for name, seconds in fastest_passes(paths, threads, features, TIMING_REPEATS).items():
         report[name]["encoder_seconds"] = round(seconds, 3)
     if "onnxruntime_int8" in report:
@@ -416,6 +448,7 @@ def verify(model, tgt_dict, sample_rate: int, out_dir: str, utterances: Sequence
     report["sherpa_onnx_float32"] = {
         "same_label_path": share((r.tokens, r.frames) == (p.tokens, p.frames) for r, p in zip(results, reference)),
         "same_words": share(a == b for a, b in zip(words, reference_words)),
+        **agreement_with_fairseq_generate(words, generated),
         "wer": round(word_errors(words, references).wer, 2), "features_encoder_search_seconds": round(seconds, 3)}
     report["examples"] = [{"path": u.path, "reference": u.reference, "pytorch": p, "sherpa_onnx": w}
                           for u, p, w in list(zip(utterances, reference_words, words))[:3]]
@@ -431,9 +464,10 @@ def sherpa_words(text: str, strip_symbols=FAIRSEQ_STRIPPED_SYMBOLS) -> str:
 
 
 def export(checkpoint: str, out_dir: str, data: Optional[str] = None, int8: bool = True,
-           verify_subset: Optional[str] = None, threads: int = 1) -> dict:
+           verify_subset: Optional[str] = None, threads: int = 1, fairseq_summary: Optional[str] = None) -> dict:
     """Export ``checkpoint`` to ``out_dir`` (model.onnx, model.int8.onnx, tokens.txt) and, with
-    ``verify_subset``, check it against PyTorch on that split (:func:`verify`, written to export.json)."""
+    ``verify_subset``, check it against PyTorch on that split (:func:`verify`, written to export.json) and against
+    ``fairseq_summary``, fairseq-generate's ``--decoding-summary`` of the same split, where given."""
     from ..decoding.evaluation import load_model
 
     model, task = load_model(checkpoint, data, "cpu")
@@ -454,7 +488,12 @@ def export(checkpoint: str, out_dir: str, data: Optional[str] = None, int8: bool
     verification = None
     if verify_subset:
         utterances = read_split(data or task.cfg.data, verify_subset, task_cfg.labels)
-        verification = {"subset": verify_subset, **verify(model, tgt_dict, sample_rate, out_dir, utterances, threads)}
+        generated = read_generated(fairseq_summary, len(utterances)) if fairseq_summary else None
+        verification = {"subset": verify_subset, **verify(model, tgt_dict, sample_rate, out_dir, utterances, threads,
+                                                           generated)}
+        if generated is not None:
+            verification["fairseq_generate"] = {"summary": os.path.abspath(fairseq_summary),
+                                                "utterances": len(generated)}
     paths = {name: os.path.join(out_dir, name) for name in (MODEL_FILE, INT8_MODEL_FILE, TOKENS_FILE)}
     report = {"checkpoint": os.path.abspath(checkpoint),
               "files": {name: os.path.getsize(path) for name, path in paths.items() if os.path.exists(path)},

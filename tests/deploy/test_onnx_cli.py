@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from conftest import ROOT, SENTENCES, USER_DIR, read_lines, run
+from fairseq_kd.deploy.onnx_ctc import agreement_with_fairseq_generate, read_generated
+from fairseq_kd.errors import DataError
 
 pytestmark = pytest.mark.cli
 
@@ -49,7 +51,7 @@ def test_export_matches_pytorch_and_sherpa_onnx_transcribes_as_fairseq_generate(
     # the documented command against fairseq-generate's greedy hypotheses
     run(["fairseq-generate", corpus, "--user-dir", USER_DIR, "--task", "audio_kd", "--path", checkpoint,
          "--gen-subset", "test", "--results-path", str(tmp_path), "--scoring", "wer", "--post-process", "letter",
-         "--max-tokens", "320000", "--cpu"])
+         "--max-tokens", "320000", "--cpu", "--decoding-summary", str(tmp_path / "summary.json")])
     generated = open(os.path.join(tmp_path, "generate-test.txt"), encoding="utf-8").read()
     fairseq_words = {int(i): " ".join(words.split()) for i, words in re.findall(r"^H-(\d+)\t\S+\t(.*)$", generated,
                                                                                  flags=re.M)}
@@ -59,6 +61,13 @@ def test_export_matches_pytorch_and_sherpa_onnx_transcribes_as_fairseq_generate(
     sherpa = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
     assert [path for path, _ in sherpa] == wavs and len(fairseq_words) == 13
     assert [words for _, words in sherpa] == [fairseq_words[i] for i in range(13)]
+    # export_onnx.py --fairseq-summary reads the same words from fairseq-generate's --decoding-summary
+    from_summary = read_generated(str(tmp_path / "summary.json"), 13)
+    assert from_summary == fairseq_words
+    assert agreement_with_fairseq_generate([w for _, w in sherpa], from_summary) == \
+        {"same_words_as_fairseq_generate": 1.0}
+    with pytest.raises(DataError, match=r"summary.json: utterance id 12 but the split has 12 utterances"):
+        read_generated(str(tmp_path / "summary.json"), 12)
 
 
 def test_benchmark_adds_onnx_runtime_and_sherpa_onnx_rows(exported, checkpoint, corpus, tmp_path):
