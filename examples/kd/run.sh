@@ -475,6 +475,11 @@ if run_stage 8 results; then
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
     --per-utterance-dir "$results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
     ${previous_results:+--previous "$previous_results"}
+  if [ "$preset" = dose ]; then  # valid WER against alpha, beta = 0 and 1 (docs/results/dose/PLAN.md; --variants:
+    # one family, InterCTC included)
+    python scripts/plot_dose_response.py --results "$results" --subset valid \
+      --systems "$(echo $variants | tr ' ' ',')"
+  fi
   finish_stage 8 results
   log "table: $results/results.md, plot: $results/wer_vs_time.png"
 fi
