@@ -116,7 +116,10 @@ class SharedAttentionDecoder(nn.Module):
         memory_padding_mask = encoder_padding_mask.repeat(n_taps, 1)        # (n*B) x T
         x = self.embed_scale * self.embed_tokens(tokens) + self.embed_positions(tokens)
         x = self.dropout(x).transpose(0, 1)                                 # L x (n*B) x D
-        causal = None if self.non_autoregressive else torch.triu(x.new_full((length, length), float("-inf")), 1)
+        # True = may not attend, in both masks: one type for both, as torch's attention wants (a float causal mask
+        # beside the boolean padding mask gives the same numbers with a deprecation warning on every batch)
+        causal = None if self.non_autoregressive else torch.ones(length, length, dtype=torch.bool,
+                                                                 device=x.device).triu(1)
         self_padding_mask = tokens.eq(self.pad_idx)
         for layer in self.layers:
             x, _, _ = layer(x, memory, memory_padding_mask, self_attn_mask=causal,
