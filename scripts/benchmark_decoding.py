@@ -15,10 +15,12 @@ audio duration; "x greedy" = total / greedy total (the speed ratio); "search x" 
 With --repeats N each search is run N times and the fastest run is reported (the encoder likewise), which
 damps the noise of a shared machine.
 
---encoder-dtypes float32 int8 repeats everything with the encoder's linear layers dynamically quantised to int8
-(torch.ao.quantization.quantize_dynamic: int8 weights, activations quantised per batch; CPU only; the
-convolutions stay float32). Every row's "x greedy" is against the first encoder's greedy total (float32 when given),
-"enc x" is the first encoder's seconds / this row's (the encoder speed-up).
+--encoder-dtypes float32 bfloat16 int8 repeats everything under bfloat16 autocast (``model.autocast_bf16``: what
+fairseq-generate runs by default on a CPU with AVX512-BF16 or AMX, and what the recipe trains with there) and with
+the encoder's linear layers dynamically quantised to int8 (torch.ao.quantization.quantize_dynamic: int8 weights,
+activations quantised per batch; CPU only; the convolutions stay float32). Every row's "x greedy" is against the
+first encoder's greedy total (float32 when given), "enc x" is the first encoder's seconds / this row's (the encoder
+speed-up).
 
 --onnx-dir DIR (the export of the same checkpoint by scripts/export_onnx.py) adds, after the PyTorch rows, ONNX
 Runtime float32 and int8 (where DIR has model.int8.onnx) rows: the same batches (the graph re-normalises the
@@ -52,6 +54,8 @@ from fairseq_kd.decoding.scoring import word_errors
 from fairseq_kd.deploy import onnx_ctc
 from fairseq_kd.io_utils import atomic_write
 
+ENCODER_DTYPES = ["float32", "bfloat16", "int8"]  # in this order: int8 quantises the model in place
+
 
 def quantize_int8_(model):
     """``model`` with its nn.Linear layers dynamically quantised to int8, in place (no second copy of the model in
@@ -61,12 +65,15 @@ def quantize_int8_(model):
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-def pin_float32_(model):
-    """``model`` without bfloat16 autocast (``model.autocast_bf16``, which by default turns it on for CPUs with
-    AVX512-BF16 or AMX), in place: the float32 rows are float32, and int8's quantised linear layers take float32
-    activations only."""
-    if hasattr(getattr(model, "cfg", None), "autocast_bf16"):
-        model.cfg.autocast_bf16 = False
+def set_autocast_bf16_(model, enabled: bool):
+    """``model`` with (bfloat16 row) or without bfloat16 autocast (``model.autocast_bf16``, which by default turns it
+    on for CPUs with AVX512-BF16 or AMX), in place: the float32 rows are float32, and int8's quantised linear layers
+    take float32 activations only."""
+    if not hasattr(getattr(model, "cfg", None), "autocast_bf16"):
+        if enabled:
+            raise SystemExit("--encoder-dtypes bfloat16: this model has no model.autocast_bf16 option")
+        return
+    model.cfg.autocast_bf16 = enabled
 
 
 def sherpa_row(onnx_dir: str, task, subset: str, encoded, threads: int, repeats: int) -> dict:
@@ -110,8 +117,9 @@ def main():
     parser.add_argument("--batch-size", type=int, help="utterances per batch (at most)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of this many runs")
-    parser.add_argument("--encoder-dtypes", nargs="+", default=["float32"], choices=["float32", "int8"],
-                        help="int8: also decode with the encoder's linear layers dynamically quantised (CPU)")
+    parser.add_argument("--encoder-dtypes", nargs="+", default=["float32"], choices=ENCODER_DTYPES,
+                        help="bfloat16: also decode under bfloat16 autocast; int8: also decode with the encoder's "
+                        "linear layers dynamically quantised (CPU)")
     parser.add_argument("--onnx-dir", help="also decode with the ONNX export of --path in this folder "
                         "(scripts/export_onnx.py): ONNX Runtime float32 (and int8 where exported) on the same "
                         "batches, and sherpa-onnx greedy from the audio files")
@@ -137,7 +145,7 @@ def main():
     torch.set_num_threads(args.threads)
 
     model, task = load_for_decoding(args.path, args.data, args.subset, args.device)
-    pin_float32_(model)
+    set_autocast_bf16_(model, False)
     tgt_dict = task.target_dictionary
     blank = ctc_blank_index(tgt_dict)
     resources = KenLmLexicon(tgt_dict, args.lexicon, args.kenlm_model)
@@ -163,10 +171,12 @@ def main():
                          "search_seconds": seconds, "errors": errors})
         return encoded
 
-    for dtype in sorted(set(args.encoder_dtypes), key=["float32", "int8"].index):  # int8 quantises in place
+    for dtype in sorted(set(args.encoder_dtypes), key=ENCODER_DTYPES.index):  # int8 quantises in place: last
+        set_autocast_bf16_(model, dtype == "bfloat16")
         encoder = quantize_int8_(model) if dtype == "int8" else model
         quantised = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in encoder.modules())
         encoded = decode(encoder, "pytorch", dtype, quantised)
+    set_autocast_bf16_(model, False)
     if args.onnx_dir:
         for dtype, file in (("float32", onnx_ctc.MODEL_FILE), ("int8", onnx_ctc.INT8_MODEL_FILE)):
             path = os.path.join(args.onnx_dir, file)
@@ -183,7 +193,7 @@ def main():
           f"torch threads {args.threads}; "
           f"LM {args.kenlm_model} lm_weight {lm_weight} word_score {word_score}; fastest of {args.repeats}; "
           f"load {os.getloadavg()[0]:.2f}")
-    header = (f"{'encoder':<7} {'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} "
+    header = (f"{'encoder':<8} {'decoder':<8} {'beam':>4} {'WER':>6} {'encoder s':>9} {'search s':>9} {'total s':>8} "
               f"{'RTF':>7} {'x greedy':>8} {'search x':>8} {'batch':>5} {'threads enc/search':>18} {'enc x':>5} "
               f"runtime")
     print(header)
@@ -204,7 +214,7 @@ def main():
                  "encoder_speedup_vs_first": round(greedy["encoder_seconds"] / max(encoder_seconds, 1e-9), 2),
                  "includes_features": row.get("includes_features", False)}
         table.append(entry)
-        print(f"{entry['encoder_dtype']:<7} {entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} "
+        print(f"{entry['encoder_dtype']:<8} {entry['decoder']:<8} {entry['beam']:>4} {entry['wer']:>6.2f} "
               f"{encoder_seconds:>9.2f} "
               f"{row['search_seconds']:>9.2f} {total:>8.2f} {entry['rtf']:>7.4f} "
               f"{entry['speed_ratio_vs_greedy']:>8.2f} {entry['search_ratio_vs_greedy']:>8.1f} {batch_size:>5.1f} "

@@ -64,6 +64,10 @@ def main():
                   + (f"{fmt('same_words_as_fairseq_generate', '10.1%'):>10} " if generate else "")
                   + f"{row['wer']:>6.2f} "
                   f"{seconds:>8.3f}" + ("" if row.get("kept", True) else "  (slower than float32: removed)"))
+        if report["fairseq_generate_precision_on_this_cpu"] == "bfloat16":
+            print("note: fairseq-generate decodes this checkpoint under bfloat16 autocast on this CPU (model."
+                  "autocast_bf16 auto or true); every row here is float32: give --fairseq-summary a float32 decoding, "
+                  "fairseq-generate ... --model-overrides \"{'autocast_bf16': False}\"")
         print(f"report: {args.out_dir}/{REPORT_FILE}")
     else:
         print(json.dumps(report["files"]))

@@ -56,6 +56,7 @@ from ..decoding.greedy import ctc_greedy_search
 from ..decoding.scoring import word_errors
 from ..errors import DataError
 from ..io_utils import atomic_write, read_json
+from ..precision import use_bf16
 
 INSTALL_HINT = "pip install onnx onnxruntime sherpa-onnx"
 MODEL_FILE = "model.onnx"
@@ -472,6 +473,8 @@ def export(checkpoint: str, out_dir: str, data: Optional[str] = None, int8: bool
 
     model, task = load_model(checkpoint, data, "cpu")
     check_exportable(model, checkpoint)
+    # how fairseq-generate runs this checkpoint on this CPU (model.autocast_bf16 auto: bfloat16 with AVX512-BF16/AMX)
+    fairseq_precision = "bfloat16" if use_bf16(model.cfg.autocast_bf16, "cpu", "model.autocast_bf16") else "float32"
     model.cfg.autocast_bf16 = False  # compare float32 with float32
     tgt_dict, task_cfg = task.target_dictionary, task.saved_task_cfg
     sample_rate = task_cfg.sample_rate
@@ -495,7 +498,7 @@ def export(checkpoint: str, out_dir: str, data: Optional[str] = None, int8: bool
             verification["fairseq_generate"] = {"summary": os.path.abspath(fairseq_summary),
                                                 "utterances": len(generated)}
     paths = {name: os.path.join(out_dir, name) for name in (MODEL_FILE, INT8_MODEL_FILE, TOKENS_FILE)}
-    report = {"checkpoint": os.path.abspath(checkpoint),
+    report = {"checkpoint": os.path.abspath(checkpoint), "fairseq_generate_precision_on_this_cpu": fairseq_precision,
               "files": {name: os.path.getsize(path) for name, path in paths.items() if os.path.exists(path)},
               "verification": verification}
     with atomic_write(os.path.join(out_dir, REPORT_FILE)) as f:

@@ -90,10 +90,10 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
     table = tmp_path / "bench.json"
     proc = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
                 corpus, "--subset", "test", *lm, "--tuned", str(tuned), "--beams", "2", "4", "--threads", "1",
-                "--batch-size", "5", "--encoder-dtypes", "float32", "int8", "--json", str(table)])
+                "--batch-size", "5", "--encoder-dtypes", "int8", "float32", "bfloat16", "--json", str(table)])
     bench = json.loads(table.read_text())
     assert bench["utterances"] == 13 and [(r["encoder_dtype"], r["decoder"], r["beam"]) for r in bench["rows"]] == \
-        [(dtype, decoder, beam) for dtype in ("float32", "int8")
+        [(dtype, decoder, beam) for dtype in ("float32", "bfloat16", "int8")  # int8 last: it quantises in place
          for decoder, beam in (("greedy", 1), ("beam_lm", 2), ("beam_lm", 4))]
     assert all(r["total_seconds"] == pytest.approx(r["encoder_seconds"] + r["search_seconds"], abs=2e-3)
                for r in bench["rows"])
@@ -101,12 +101,14 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
     # int8 rows decode with the linear layers quantised, on their own encoder run shared by their greedy and beam rows
     # (ratios against float32 greedy), and nearly the same words; what the timings are is not asserted (two runs of
     # 13 utterances can take the same time to the millisecond)
-    assert [r["quantised_linears"] > 0 for r in bench["rows"]] == [False] * 3 + [True] * 3
-    for dtype_rows in (bench["rows"][:3], bench["rows"][3:]):
+    assert [r["quantised_linears"] > 0 for r in bench["rows"]] == [False] * 6 + [True] * 3
+    for dtype_rows in (bench["rows"][:3], bench["rows"][3:6], bench["rows"][6:]):
         assert len({r["encoder_seconds"] for r in dtype_rows}) == 1
-    assert abs(bench["rows"][3]["wer"] - bench["rows"][0]["wer"]) < 25
-    assert re.search(r"^float32 greedy +1 ", proc.stdout, flags=re.M)
+    assert abs(bench["rows"][3]["wer"] - bench["rows"][0]["wer"]) < 25  # bfloat16 autocast
+    assert abs(bench["rows"][6]["wer"] - bench["rows"][0]["wer"]) < 25
+    assert re.search(r"^float32 +greedy +1 ", proc.stdout, flags=re.M)
     assert re.search(r"^int8 +beam_lm +4 ", proc.stdout, flags=re.M)
+    assert re.search(r"^bfloat16 +greedy +1 ", proc.stdout, flags=re.M)
 
     refused = run([sys.executable, os.path.join(SCRIPTS, "benchmark_decoding.py"), "--path", checkpoint, "--data",
                    corpus, "--subset", "valid", *lm, "--tuned", str(tuned)], check=False)

@@ -90,8 +90,8 @@ def test_benchmark_adds_onnx_runtime_and_sherpa_onnx_rows(exported, checkpoint, 
         ("sherpa-onnx", "float32", "greedy", 1)]
     assert rows[2]["wer"] == rows[0]["wer"] and rows[-1]["includes_features"] and not rows[2]["includes_features"]
     assert all(r["encoder_threads"] == 1 for r in rows)
-    assert re.search(r"^float32 greedy +1 .* onnxruntime$", proc.stdout, flags=re.M)
-    assert re.search(r"^float32 greedy +1 .* sherpa-onnx \(time: filterbanks \+ encoder \+ search", proc.stdout,
+    assert re.search(r"^float32 +greedy +1 .* onnxruntime$", proc.stdout, flags=re.M)
+    assert re.search(r"^float32 +greedy +1 .* sherpa-onnx \(time: filterbanks \+ encoder \+ search", proc.stdout,
                      flags=re.M)
 
     refused = run([sys.executable, os.path.join(SCRIPTS, "export_onnx.py"), str(tmp_path / "missing.pt"),
