@@ -22,7 +22,8 @@ VARIANTS = ["xs_ctc", "xs_interctc", "xs_aedkd", "xs_interaedkd", "xs_interctc_i
             # the dose-response screening (docs/results/dose/PLAN.md)
             "xs_interctc_interaedkd_alpha05_beta0", "xs_interctc_interaedkd_alpha07",
             "xs_interctc_interaedkd_alpha07_beta0", "xs_interctc_interaedkd_alpha09",
-            "xs_interctc_interaedkd_alpha09_beta0"]
+            "xs_interctc_interaedkd_alpha09_beta0", "xs_interctc_interaedkd_alpha05_t3",
+            "xs_interctc_interaedkd_alpha05_beta03"]
 
 
 @pytest.mark.parametrize("config", VARIANTS)
