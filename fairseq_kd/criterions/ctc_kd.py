@@ -138,12 +138,14 @@ class CtcKdCriterion(FairseqCriterion):
 
     def aed_terms(self, model, teacher, net_output):
         """``{t: (KL, CE)}`` of every decoder tap (empty without decoder output); the teacher's ids are first
-        mapped to the decoder's vocabulary (restricted or not)."""
+        mapped to the decoder's vocabulary (restricted or not) and its top-k tempered (``kd_temperature``), once for
+        every tap."""
         if "aed_logits" not in net_output:
             return {}
         teacher = {**teacher, "target": model.aed_decoder_ids(teacher["target"]),
-                   "topk_ids": model.aed_decoder_ids(teacher["topk_ids"])}
-        return {l: self.aed_losses(logits, teacher, self.cfg.kd_temperature) for l, logits in net_output["aed_logits"]}
+                   "topk_ids": model.aed_decoder_ids(teacher["topk_ids"]),
+                   "topk_probs": self.tempered(teacher["topk_probs"].float(), self.cfg.kd_temperature)}
+        return {l: self.aed_losses(logits, teacher) for l, logits in net_output["aed_logits"]}
 
     def mix(self, ctc, inter_ctc, aed):
         """``(L_ctc_all, L_aed)``: ``(1 - w) CTC + w mean_l InterCTC(l)`` and ``mean_t [(1 - beta) CE + beta KL]``
@@ -168,9 +170,9 @@ class CtcKdCriterion(FairseqCriterion):
         powered = probs.pow(1.0 / temperature)
         return powered / powered.sum(-1, keepdim=True).clamp_min(torch.finfo(powered.dtype).tiny)
 
-    @classmethod
-    def aed_losses(cls, logits, teacher, temperature=1.0):
-        """Summed ``(KL(teacher top-k at temperature T || decoder), CE(reference))`` of one tap.
+    @staticmethod
+    def aed_losses(logits, teacher):
+        """Summed ``(KL(teacher top-k || decoder), CE(reference))`` of one tap (the top-k already tempered).
 
         ``logits``: ``B x L x V``; ``teacher["target"]``: ``B x L``; ``teacher["topk_ids"]``,
         ``teacher["topk_probs"]``: ``B x L x k``; ``teacher["padding_mask"]``: ``B x L`` (True on padding).
@@ -179,7 +181,7 @@ class CtcKdCriterion(FairseqCriterion):
         lprobs = F.log_softmax(logits.float(), dim=-1)
         keep = ~teacher["padding_mask"]
         ce = -lprobs.gather(-1, teacher["target"].unsqueeze(-1)).squeeze(-1)
-        p = cls.tempered(teacher["topk_probs"].float(), temperature)
+        p = teacher["topk_probs"].float()
         kl = (torch.xlogy(p, p) - p * lprobs.gather(-1, teacher["topk_ids"])).sum(-1)
         return kl[keep].sum(), ce[keep].sum()
 
