@@ -12,12 +12,21 @@ checkpoint without the training-only attention decoder).
 
 Outputs (atomic): results.csv (one row per system, seed, method, subset, with
 the distillation setting alpha, beta, temperature: distillation_setting), results.md (mean and spread over
-seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset), and
-with --stages the recipe's stage wall times (stage_times.md). From the per-utterance errors (the summary's
-``per_utterance`` records, or the T-/D- lines; fairseq_kd/comparison.py), with 95 % t intervals over utterances
-and seeds whose seed component is pooled over every system of the table (fairseq_kd/significance.py: with 2-3
-seeds a system's own seed variance has 1-2 degrees of freedom; with no system of 2 seeds the intervals are over
-"utterances only"):
+seeds, one row per system and method), wer_vs_time.png (one point per system and method, test subset, its time
+from --timing: below), and with --stages the recipe's stage wall times (stage_times.md).
+
+Decoding times. A decoding's own time (results.md's "recipe decode time") is what it took where the recipe ran it:
+beside trainings or other decodings, with whatever threads were free, so a greedy decoding can take longer than
+a beam search decoded at a quieter moment. Times are compared only where they were measured side by side: with
+--timing DIR (``DIR/<system>.json``, scripts/benchmark_decoding.py --json: the same emissions searched greedily
+and by every beam + LM, fastest of --repeats, one process), the "x greedy" and "RTF" columns and the plot's time
+axis are that benchmark's (PyTorch float32 rows; --previous's ``timing/`` completes the systems not benchmarked
+here). Without a benchmark of any system there is no wer_vs_time.png and the columns stay empty.
+
+From the per-utterance errors (the summary's ``per_utterance`` records, or the T-/D- lines;
+fairseq_kd/comparison.py), with 95 % t intervals over utterances and seeds whose seed component is pooled over
+every system of the table (fairseq_kd/significance.py: with 2-3 seeds a system's own seed variance has 1-2
+degrees of freedom; with no system of 2 seeds the intervals are over "utterances only"):
 
 * wer_intervals.csv, results.md's "95 % CI" column (main subset), its "WER with 95 % intervals" (every subset,
   and the pooled seed components, also in seed_variance.csv) and the plot's error bars: each system's and
@@ -395,10 +404,34 @@ def write_intervals(intervals, out):
         write_csv(os.path.join(out, "wer_intervals.csv"), list(intervals.values()), digits=4)
 
 
-def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=None):
+def read_timings(directories, subset, systems):
+    """Side-by-side decoding times on ``subset`` of ``systems``: ``{system: {"device": ..., "methods": {method:
+    row}, "path": ...}}`` from ``DIR/<system>.json`` (scripts/benchmark_decoding.py --json), its PyTorch float32
+    rows, ``method`` named as the recipe names its decodings (greedy, beam<N>_lm). A system in two directories: the
+    first directory's. A benchmark of another subset is an error naming the file."""
+    timings = {}
+    for directory in filter(None, directories):
+        for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+            system = os.path.basename(path)[: -len(".json")]
+            if system in timings or system not in systems:
+                continue
+            benchmark = read_json(path)
+            if benchmark.get("subset") != subset:
+                raise DataError(f"{path}: a benchmark of '{benchmark.get('subset')}', not of the main subset "
+                                f"'{subset}' (rerun scripts/benchmark_decoding.py --subset {subset})")
+            methods = {("greedy" if row["decoder"] == "greedy" else f"beam{row['beam']}_lm"): row
+                       for row in benchmark["rows"]
+                       if row.get("runtime", "pytorch") == "pytorch" and row.get("encoder_dtype") == "float32"}
+            timings[system] = {"device": benchmark.get("device", "?"), "methods": methods, "path": path}
+    return timings
+
+
+def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=None, timings=None):
     """results.csv, results.md (the table, then ``sections``) and wer_vs_time.png; returns results.md's text.
-    ``intervals``: :func:`fairseq_kd.comparison.wer_intervals`' result, the 95 % CI column and error bars."""
-    intervals = intervals or {}
+    ``intervals``: :func:`fairseq_kd.comparison.wer_intervals`' result, the 95 % CI column and error bars;
+    ``timings``: :func:`read_timings`' result, the "x greedy" and "RTF" columns and the plot's times (no plot
+    without)."""
+    intervals, timings = intervals or {}, timings or {}
     os.makedirs(out, exist_ok=True)
     write_csv(os.path.join(out, "results.csv"), rows)
 
@@ -409,7 +442,8 @@ def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=
     order = {s: i for i, s in enumerate(systems_order)}
     keys = sorted(groups, key=lambda k: (order.get(k[0], len(order)), method_order(k[1])))
     lines = ["| system | decoding | seeds | " + " | ".join(f"WER {s} (S/D/I)" for s in subsets)
-             + f" | 95 % CI {main_subset} | decode time {main_subset} (s) | x greedy | RTF | params at inference |",
+             + f" | 95 % CI {main_subset} | recipe decode time {main_subset} (s) | x greedy | RTF "
+             "| params at inference |",
              "|---|---|---|" + "---:|" * len(subsets) + "---:|---:|---:|---:|---:|"]
     points = []
     for key in keys:
@@ -425,23 +459,31 @@ def write_outputs(rows, out, systems_order, main_subset, sections=(), intervals=
         main = [r for r in group if r["subset"] == main_subset]
         seeds = sorted({r["seed"] for r in group})
         time_cell = spread([r["decode_s"] for r in main], "{:.2f}") if main else ""
-        rtf_cell = spread([r["rtf"] for r in main], "{:.4f}") if main else ""
-        greedy = [r["decode_s"] for r in groups.get((key[0], "greedy"), []) if r["subset"] == main_subset]
-        ratio_cell = f"{statistics.mean(r['decode_s'] for r in main) / statistics.mean(greedy):.2f}" \
-            if main and greedy else ""
+        timed = timings.get(key[0], {}).get("methods", {}).get(key[1])
+        ratio_cell = f"{timed['speed_ratio_vs_greedy']:.2f}" if timed else ""
+        rtf_cell = f"{timed['rtf']:.4f}" if timed else ""
         interval = intervals.get((key[0], key[1], main_subset))
         ci_cell = f"[{interval['ci_low']:.1f}, {interval['ci_high']:.1f}]" if interval else ""
         lines.append(f"| {key[0]} | {key[1]} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                      + f" | {ci_cell} | {time_cell} | {ratio_cell} | {rtf_cell} | {group[0]['params_inference']:,} |")
-        if main:
-            seconds = [r["decode_s"] for r in main]
-            points.append((key[0], key[1], statistics.mean(seconds), statistics.mean(r["wer"] for r in main),
-                           (interval["ci_low"], interval["ci_high"]) if interval else None,
-                           (min(seconds), max(seconds))))
+        if main and timed:
+            points.append((key[0], key[1], timed["total_seconds"], statistics.mean(r["wer"] for r in main),
+                           (interval["ci_low"], interval["ci_high"]) if interval else None))
+    if timings:
+        lines.append(f"\nx greedy, RTF and wer_vs_time.png: scripts/benchmark_decoding.py on {main_subset}, every "
+                     "decoding of a system on the same emissions, side by side (fastest of its repeats; "
+                     + "; ".join(f"{', '.join(s for s, t in timings.items() if t['device'] == device)}: {device}"
+                                 for device in dict.fromkeys(t["device"] for t in timings.values()))
+                     + "). The recipe's "
+                     "decode times are what each decoding took beside the recipe's other jobs: not comparable.")
     text = "\n".join(["\n".join(lines) + "\n", *sections])
     with atomic_write(os.path.join(out, "results.md")) as f:
         f.write(text)
-    plot(points, os.path.join(out, "wer_vs_time.png"), main_subset)
+    figure = os.path.join(out, "wer_vs_time.png")
+    if points:
+        plot(points, figure, main_subset)
+    elif os.path.exists(figure):
+        os.remove(figure)  # a figure of earlier times would outlive what it showed
     return text.rstrip("\n")
 
 
@@ -468,7 +510,8 @@ def save_figure(fig, path):
 
 def plot(points, path, subset):
     """WER vs decoding time: one colour per system, one marker per decoding method (greedy, beam sizes); vertical
-    bars the WER's 95 % interval over utterances and seeds, horizontal bars the seeds' range of times."""
+    bars the WER's 95 % interval over utterances and seeds; the time of each point is the system's side-by-side
+    benchmark (encoder + search, :func:`read_timings`)."""
     plt = pyplot()
     from matplotlib.lines import Line2D
 
@@ -477,15 +520,15 @@ def plot(points, path, subset):
     colours = {system: plt.get_cmap("tab10")(i % 10) for i, system in enumerate(systems)}
     markers = {method: "os^Dvp*hX"[i % 9] for i, method in enumerate(methods)}
     fig, ax = plt.subplots(figsize=(8, 5))
-    for system, method, seconds, wer, interval, time_range in points:
+    for system, method, seconds, wer, interval in points:
         ax.scatter(seconds, wer, s=45, color=colours[system], marker=markers[method], zorder=3)
-        yerr = [[wer - interval[0]], [interval[1] - wer]] if interval else None
-        xerr = [[seconds - time_range[0]], [time_range[1] - seconds]]
-        ax.errorbar(seconds, wer, yerr=yerr, xerr=xerr, fmt="none", ecolor=colours[system], alpha=0.6, lw=1)
+        if interval:
+            ax.errorbar(seconds, wer, yerr=[[wer - interval[0]], [interval[1] - wer]], fmt="none",
+                        ecolor=colours[system], alpha=0.6, lw=1)
     handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in systems]
     handles += [Line2D([], [], color="grey", marker=markers[m], linestyle="", label=m) for m in methods]
     ax.legend(handles=handles, fontsize=8, loc="center right")
-    ax.set_xlabel(f"decoding time on {subset} (s, fairseq-generate: model forward + search)")
+    ax.set_xlabel(f"decoding time on {subset} (s; benchmark_decoding.py: encoder + search, side by side)")
     ax.set_ylabel(f"WER on {subset} (%, bars: 95 % CI over utterances and seeds)")
     ax.set_title("Greedy CTC vs CTC beam search + n-gram LM shallow fusion")
     ax.grid(True, alpha=0.3)
@@ -603,6 +646,9 @@ def main():
     parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
                         "categories (non-words vs real words) and the references' out-of-lexicon rate")
     parser.add_argument("--per-utterance-dir", help="write DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding")
+    parser.add_argument("--timing", help="folder of side-by-side decoding benchmarks, <system>.json of "
+                        "scripts/benchmark_decoding.py --json on the main subset: the x greedy / RTF columns and "
+                        "the plot's times (copied to OUT/timing)")
     parser.add_argument("--previous", help="an earlier output directory of this script (results.csv, "
                         "per_utterance/, speakers/): its decodings that are not under --exp are included")
     args = parser.parse_args()
@@ -649,15 +695,22 @@ def main():
         sections, plotted = difference_sections(compared, components, args.out, baseline, questions)
         if args.lexicon:
             sections += category_section(decodings, args.out, args.lexicon)
+        timings = read_timings([args.timing, args.previous and os.path.join(args.previous, "timing")],
+                               args.main_subset, {r["system"] for r in rows})
     except DataError as error:  # different utterances or references, a missing lexicon: named in the message
         raise SystemExit(f"collect_results.py: {error}") from None
+    for timing in timings.values():  # the output holds the benchmarks its table and plot show
+        kept = os.path.join(args.out, "timing", os.path.basename(timing["path"]))
+        if not os.path.exists(kept):
+            with open(timing["path"], encoding="utf-8") as src, atomic_write(kept) as dst:
+                dst.write(src.read())
     write_intervals(intervals, args.out)
     seed_rows = seed_component_rows(components)
     if seed_rows:
         write_csv(os.path.join(args.out, "seed_variance.csv"), seed_rows, digits=4)
     if intervals:
         sections.insert(0, intervals_markdown(intervals, args.main_subset, seed_rows))
-    print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals))
+    print(write_outputs(rows, args.out, systems_order, args.main_subset, sections, intervals, timings))
     if forest_plot(plotted, os.path.join(args.out, "forest.png")):
         print(f"forest plot: {os.path.join(args.out, 'forest.png')}")
     if args.stages:

@@ -63,7 +63,8 @@
 #   7 decode    greedy fairseq-generate of every system on valid and test subsets; LM weight / word score
 #               tuned on a valid subset (LibriSpeech: dev-clean for test-clean, dev-other for test-other);
 #               beam + LM on the test subsets
-#   8 results   results.md / results.csv / wer_vs_time.png (scripts/collect_results.py)
+#   8 results   decoding times of greedy and beam + LM side by side (scripts/benchmark_decoding.py, one seed per
+#               system), results.md / results.csv / wer_vs_time.png (scripts/collect_results.py)
 { # the whole script is one block, read before it runs: editing this file while a recipe runs cannot change it
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -470,11 +471,30 @@ if run_stage 7 decode; then
 fi
 
 if run_stage 8 results; then
+  # decoding times compared side by side: the recipe's decodings ran beside its other jobs, so per system one
+  # benchmark of greedy and every beam + LM on the same emissions of the main subset (its first seed decoded with
+  # an LM; fastest of 3, alone: stage 8 runs one thing at a time); a benchmark made before is kept
+  main_dev=""
+  for pair in $tune_pairs; do [ "${pair%%:*}" != "$main_subset" ] || main_dev=${pair#*:}; done
+  for v in $variants; do
+    [ -z "$main_dev" ] || [ -f "$results/timing/$v.json" ] && continue
+    for seed in $seeds; do
+      dir=$exp/$v/seed$seed
+      [ -f "$dir/checkpoint_best.pt" ] && [ -f "$dir/lm_tuned_$main_dev.json" ] || continue
+      log "timing $v seed $seed on $main_subset: greedy and beam $beams + LM side by side"
+      mkdir -p "$results/timing"
+      python scripts/benchmark_decoding.py --path "$dir/checkpoint_best.pt" --data "$corpus" --subset $main_subset \
+        --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --tuned "$dir/lm_tuned_$main_dev.json" \
+        --beams $beams --repeats 3 --threads $nj --device $device --json "$results/timing/$v.json" \
+        > "$results/timing/$v.log" 2>&1 || { tail -20 "$results/timing/$v.log"; exit 1; }
+      break
+    done
+  done
   lexicon_option=() && [ -f "$exp/lm/lexicon.txt" ] && lexicon_option=(--lexicon "$exp/lm/lexicon.txt")
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$results" \
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
     --per-utterance-dir "$results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
-    ${previous_results:+--previous "$previous_results"}
+    --timing "$results/timing" ${previous_results:+--previous "$previous_results"}
   if [ "$preset" = dose ]; then  # valid WER against alpha, beta = 0 and 1 (docs/results/dose/PLAN.md; --variants:
     # one family, InterCTC included)
     python scripts/plot_dose_response.py --results "$results" --subset valid \

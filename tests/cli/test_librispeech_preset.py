@@ -14,6 +14,7 @@ filtered of every dev/test sentence (5), validation on two dev subsets (6), LM w
 for its test subset (7) and the table's columns (8). One thread and one sidecar shard, since the smoke recipe
 covers the merge of shards.
 """
+import json
 import os
 import subprocess
 
@@ -102,6 +103,10 @@ def test_librispeech_preset_runs_every_stage_to_the_results_table(librispeech, t
         assert f"WER {subset}" in table[0]
     rows = [line for line in table if line.startswith("| xs_interctc_interaedkd |")]
     assert [row.split(" | ")[1] for row in rows] == ["greedy", "beam10_lm"]
+    # stage 8's side-by-side benchmark on test_clean (LM weights of dev_clean): the x greedy column and the plot
+    timing = json.loads((exp / "results" / "timing" / "xs_interctc_interaedkd.json").read_text())
+    assert timing["subset"] == "test_clean" and [row["beam"] for row in timing["rows"]] == [1, 10]
+    assert rows[0].split(" | ")[-3] == "1.00" and (exp / "results" / "wer_vs_time.png").is_file()
     lm_sentences = set((exp / "lm" / "lm_text.txt").read_text().splitlines())
     assert not lm_sentences & set((corpus / "test_clean.wrd").read_text().splitlines())  # excluded from the LM
 

@@ -211,6 +211,52 @@ def test_paired_differences_error_categories_and_per_utterance_tables(collect_re
     assert lines[2].split("\t") == ["1", "6", "2", "2", "0", "0", "cat sat ON MAT DOG RAN", "CAT SAT ON MAT DOG RAN"]
 
 
+def benchmark(subset, rows):
+    """benchmark_decoding.py --json with ``rows``: (runtime, encoder dtype, decoder, beam, total s, x greedy)."""
+    return {"subset": subset, "device": "cpu (2 cores)", "rows": [
+        {"runtime": runtime, "encoder_dtype": dtype, "decoder": decoder, "beam": beam, "total_seconds": total,
+         "speed_ratio_vs_greedy": ratio, "rtf": total / 30} for runtime, dtype, decoder, beam, total, ratio in rows]}
+
+
+def test_decoding_times_are_the_side_by_side_benchmarks(collect_results, tmp_path, monkeypatch):
+    """--timing: "x greedy", "RTF" and the plot come from each system's benchmark (greedy and beam + LM on the same
+    emissions), its PyTorch float32 rows, not from the recipe's decodings (run beside other jobs: here the greedy
+    decoding took 3x the beam search's time); the benchmarks are kept in OUT/timing; without one, no plot (nor a
+    stale one); a benchmark of another subset stops with the file named."""
+    data, exp = make_experiment(tmp_path, {"xs_ctc": {1: summary(lambda u: baseline_errors(1, u), False)},
+                                           "xs_other": {1: summary(lambda u: baseline_errors(2, u), False)}})
+    beam_dir = exp / "xs_ctc" / "seed1" / "decode" / "beam50_lm" / "test"
+    beam_dir.mkdir(parents=True)
+    beam = summary(lambda u: max(baseline_errors(1, u) - 1, 0), False)
+    (beam_dir / "decoding_summary.json").write_text(json.dumps({**beam, "decode_seconds": 1 / 3}))
+    timing = tmp_path / "timing"
+    timing.mkdir()
+    (timing / "xs_ctc.json").write_text(json.dumps(benchmark("test", [
+        ("pytorch", "float32", "greedy", 1, 2.0, 1.0), ("pytorch", "float32", "beam_lm", 50, 5.0, 2.5),
+        ("pytorch", "int8", "beam_lm", 50, 4.0, 2.0), ("onnxruntime", "float32", "beam_lm", 50, 3.0, 1.5)])))
+    (timing / "xs_unlisted.json").write_text(json.dumps(benchmark("valid", [])))  # not a system of the table
+    out = tmp_path / "results"
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems",
+             "xs_ctc,xs_other", "--timing", timing)
+    markdown = (out / "results.md").read_text()
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")
+            for line in markdown.splitlines() if line.startswith("| xs_")}
+    # the columns after the WER and the CI: recipe decode time, x greedy, RTF
+    assert [cell.strip() for cell in rows["xs_ctc", "greedy"][-5:-2]] == ["1.00", "1.00", "0.0667"]
+    assert [cell.strip() for cell in rows["xs_ctc", "beam50_lm"][-5:-2]] == ["0.33", "2.50", "0.1667"]
+    assert [cell.strip() for cell in rows["xs_other", "greedy"][-5:-2]] == ["1.00", "", ""]
+    assert "side by side" in markdown and "xs_ctc: cpu (2 cores)" in markdown and "xs_unlisted" not in markdown
+    assert (out / "wer_vs_time.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in (out / "timing").iterdir()) == ["xs_ctc.json"]
+
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--systems", "xs_ctc,xs_other")
+    assert not (out / "wer_vs_time.png").exists()  # the earlier figure went with its times
+    (out / "timing" / "xs_ctc.json").unlink()
+    (timing / "xs_ctc.json").write_text(json.dumps(benchmark("valid", [])))
+    with pytest.raises(SystemExit, match=r"timing/xs_ctc.json: a benchmark of 'valid', not of the main subset"):
+        run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--timing", timing)
+
+
 def test_unseen_voices_cluster_the_intervals_and_get_rows_of_their_own(collect_results, tmp_path, monkeypatch):
     """test_unseen (the default --cluster-by-speaker and --per-speaker): the voices from the manifest's file names
     (the synthetic corpus's <split>-<voice>-<index>, sorted: ids 0-14 voice a, 15-29 voice b); a system worse on
