@@ -32,8 +32,8 @@ while [ $# -gt 0 ]; do
 done
 case "$use" in
   librispeech) groups="build" ;;
-  all|tests|smoke|demo|cpu|evidence|dose) groups="build synthetic" ;;
-  *) echo "setup_env.sh --for $use: unknown use (librispeech, smoke, demo, cpu, evidence, dose, tests, all)" >&2; exit 2 ;;
+  all|tests|smoke|demo|cpu|evidence|dose|dose_confirm) groups="build synthetic" ;;
+  *) echo "setup_env.sh --for $use: unknown use (librispeech, smoke, demo, cpu, evidence, dose, dose_confirm, tests, all)" >&2; exit 2 ;;
 esac
 
 # What the commands need from the system, as "group|check|apt package|used by". A check is a command on the PATH

@@ -13,6 +13,7 @@
 #   bash examples/kd/run.sh --preset evidence --stage 7      # decode what has trained so far, then the tables
 #   bash examples/kd/run.sh --preset dose --stage 6          # dose-response screening on the evidence corpus
 #                                                            # (docs/results/dose/PLAN.md)
+#   bash examples/kd/run.sh --preset dose_confirm --stage 6  # its confirmation: 3 systems x seeds 4-6, all splits
 #   bash examples/kd/run.sh --preset librispeech --librispeech-dir /data/LibriSpeech \
 #       --teacher-dir /models/bert-base-uncased --lm-text /data/librispeech-lm-norm.txt --exp exp/ls100
 #
@@ -153,8 +154,8 @@ case "$preset" in
     lm_weights="0 0.5 1 1.5 2 3"; word_scores="-1 0 1 2"
     default_variants="xs_ctc xs_interctc xs_aedkd xs_interaedkd xs_interctc_interaedkd"
     questions="Q1:xs_interaedkd:xs_ctc Q2:xs_interctc_interaedkd:xs_interctc" ;;
-  evidence|dose)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3 seeds, multi-session
-    # (dose: the same corpus, teacher and LM, below)
+  evidence|dose|dose_confirm)  # does distillation improve greedy CTC, with confidence intervals: 6 systems x 3
+    # seeds, multi-session (dose, dose_confirm: the same corpus, teacher and LM, below)
     asr_text=""
     num_train=6000; num_valid=300; num_test=500; speed="0.9,1.0,1.1"; max_words=16
     test_noise_snrs="20,10,5"; num_ood=400  # harder test conditions: pink noise at 20 / 10 / 5 dB, fortunes (another source)
@@ -181,7 +182,16 @@ case "$preset" in
         S07:xs_interctc_interaedkd_alpha07:xs_interctc_interaedkd_alpha07_beta0
         S09:xs_interctc_interaedkd_alpha09:xs_interctc_interaedkd_alpha09_beta0
         D05:xs_interctc_interaedkd_alpha05:xs_interctc D07:xs_interctc_interaedkd_alpha07:xs_interctc
-        D09:xs_interctc_interaedkd_alpha09:xs_interctc"
+        D09:xs_interctc_interaedkd_alpha09:xs_interctc
+        T3:xs_interctc_interaedkd_alpha05_t3:xs_interctc_interaedkd_alpha05
+        B03:xs_interctc_interaedkd_alpha05_beta03:xs_interctc_interaedkd_alpha05"
+    fi
+    if [ "$preset" = dose_confirm ]; then  # docs/results/dose/PLAN.md, confirmation: S2's best distillation setting,
+      # its beta = 0 twin and InterCTC, 3 fresh seeds, every split; results in exp/evidence/results_confirm
+      best=xs_interctc_interaedkd_alpha05  # S2 outcome (PLAN.md): valid 26.28 vs T = 3 27.93, beta = 0.3 26.90
+      default_seeds="4 5 6"; priority_systems=0; results_name=results_confirm
+      default_variants="$best xs_interctc_interaedkd_alpha05_beta0 xs_interctc"
+      questions="C1:$best:xs_interctc C2:$best:xs_interctc_interaedkd_alpha05_beta0"
     fi ;;
   librispeech)  # real data: nothing is synthesised, every input comes from the options (checked below)
     config_prefix=${config_prefix:-100h_}
@@ -191,7 +201,7 @@ case "$preset" in
     p=$config_prefix  # the evidence plan's questions (with --variants adding the masked and beta = 0 systems)
     questions="Q1:${p}interaedkd:${p}ctc Q2:${p}interctc_interaedkd:${p}interctc
       Q2b:${p}interctc_interaedkd:${p}interctc_interaedkd_beta0 Q2c:${p}interctc_interaedkd_masked:${p}interctc_interaedkd" ;;
-  *) echo "unknown preset $preset (smoke, demo, cpu, evidence, dose, librispeech)"; exit 1 ;;
+  *) echo "unknown preset $preset (smoke, demo, cpu, evidence, dose, dose_confirm, librispeech)"; exit 1 ;;
 esac
 variants=${variants:-$default_variants}
 seeds=${seeds:-${default_seeds:-1}}
@@ -201,7 +211,7 @@ teacher_steps=${teacher_steps_override:-$teacher_steps}
 # 2-thread training after the other (docs/throughput.md); one at a time on GPUs (LibriSpeech)
 parallel=${parallel:-$([ "$preset" != librispeech ] && [ "$nj" -ge 2 ] && echo 2 || echo 1)}
 beams=${beams_override:-$beams}
-exp=$(realpath -m "${exp:-exp/$([ "$preset" = dose ] && echo evidence || echo "$preset")}")
+exp=$(realpath -m "${exp:-exp/$([[ $preset == dose* ]] && echo evidence || echo "$preset")}")
 results=$exp/${results_name:-results}
 data=$exp/data
 corpus=$data/corpus
@@ -501,7 +511,7 @@ if run_stage 8 results; then
       --systems "$(echo $variants | tr ' ' ',')"
   fi
   finish_stage 8 results
-  log "table: $results/results.md, plot: $results/wer_vs_time.png"
+  log "table: $results/results.md$([ -f "$results/wer_vs_time.png" ] && echo ", plot: $results/wer_vs_time.png")"
 fi
 exit 0
 }

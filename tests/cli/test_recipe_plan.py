@@ -87,3 +87,17 @@ def test_runs_decoded_in_previous_results_are_not_redone(tmp_path):
     assert decode.returncode == 0, decode.stdout
     assert f"xs_ctc seed 1: decoded in {previous}, not trained or decoded again" in decode.stdout
     assert "xs_interctc_interaedkd seed 1: not trained yet" in decode.stdout
+
+
+def test_dose_confirmation_trains_its_three_systems_seed_by_seed(tmp_path):
+    """--preset dose_confirm (docs/results/dose/PLAN.md, amendment 3): S2's best distillation setting, its beta = 0
+    twin and InterCTC, on fresh seeds 4-6, in exp/evidence's layout; seed 4 of every system first, so that an
+    interrupted confirmation leaves whole seeds."""
+    proc = subprocess.run(["bash", os.path.join(ROOT, "examples", "kd", "run.sh"), "--preset", "dose_confirm",
+                           "--plan", "--exp", str(tmp_path / "exp")],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    rows = [tuple(line.split(" | ")[:3]) for line in proc.stdout.splitlines() if line.startswith("| xs_")]
+    systems = ["| xs_interctc_interaedkd_alpha05", "| xs_interctc_interaedkd_alpha05_beta0", "| xs_interctc"]
+    assert rows == [(system, seed, "to do") for seed in "456" for system in systems]
+    assert "67500 updates left" in proc.stdout
