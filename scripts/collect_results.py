@@ -271,7 +271,7 @@ def read_previous(directory, found, data):
 def collect(exp, data, found=None):
     """results.csv's rows (``found``: :func:`read_decodings` of ``exp``, read here when not given)."""
     rows = []
-    for seed_dir, system, seed, method, subset, measured in found or read_decodings(exp):
+    for seed_dir, system, seed, method, subset, measured in (read_decodings(exp) if found is None else found):
         seconds, n_utts = audio_seconds(data, subset)
         if measured["utterances"] != n_utts:
             raise SystemExit(f"{measured['source']}: {measured['utterances']} utterances decoded, {subset}.tsv has "
@@ -529,6 +529,7 @@ def plot(points, path, subset):
     handles += [Line2D([], [], color="grey", marker=markers[m], linestyle="", label=m) for m in methods]
     ax.legend(handles=handles, fontsize=8, loc="center right")
     ax.set_xlabel(f"decoding time on {subset} (s; benchmark_decoding.py: encoder + search, side by side)")
+    ax.set_xlim(left=0)  # times as ratios: greedy's share of beam + LM's is seen from the origin
     ax.set_ylabel(f"WER on {subset} (%, bars: 95 % CI over utterances and seeds)")
     ax.set_title("Greedy CTC vs CTC beam search + n-gram LM shallow fusion")
     ax.grid(True, alpha=0.3)
@@ -629,8 +630,9 @@ def main():
     parser.add_argument("--exp", required=True, help="experiment root with <system>/seed<N>/decode/<method>/<subset>")
     parser.add_argument("--data", required=True, help="data directory with the decoded subsets' manifests")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--systems", default="xs_ctc,xs_interctc,xs_aedkd,xs_interaedkd,xs_interctc_interaedkd",
-                        help="row order of the table")
+    parser.add_argument("--systems", help="comma-separated systems: the table's rows, in this order, and no other "
+                        "(several presets share one --exp: evidence, dose, dose_confirm); default: every system "
+                        "found, by name")
     parser.add_argument("--main-subset", default="test", help="subset of the timing columns and the plot")
     parser.add_argument("--stages", help="the recipe's stage markers directory: adds stage_times.md")
     parser.add_argument("--baseline", help="system the others are compared with (default: xs_ctc if decoded, "
@@ -652,20 +654,27 @@ def main():
     parser.add_argument("--previous", help="an earlier output directory of this script (results.csv, "
                         "per_utterance/, speakers/): its decodings that are not under --exp are included")
     args = parser.parse_args()
-    systems_order = args.systems.split(",")
+    systems_order = args.systems.split(",") if args.systems else []
     questions = [tuple(q.split(":")) for q in args.questions.split()]
     for q in questions:
         if len(q) != 3 or not all(q):
             parser.error(f"--questions: {':'.join(q)!r} is not NAME:SYSTEM:BASELINE")
-    found = read_decodings(args.exp)
+
+    def named(system):
+        return not systems_order or system in systems_order
+
+    found = [decoding for decoding in read_decodings(args.exp) if named(decoding[1])]
     rows = collect(args.exp, args.data, found)
     if args.previous:
         previous_rows, previous_found = read_previous(args.previous, found, args.data)
+        previous_rows = [row for row in previous_rows if named(row["system"])]
+        previous_found = [decoding for decoding in previous_found if named(decoding[1])]
         print(f"{len(previous_rows)} decodings from {args.previous} (not under {args.exp})")
         rows, found = rows + previous_rows, found + previous_found
     if not found:
         raise SystemExit(f"no decoding results under {args.exp}/*/seed*/decode/*/*"
-                         + (f" nor in {args.previous}" if args.previous else ""))
+                         + (f" nor in {args.previous}" if args.previous else "")
+                         + (f" of --systems {args.systems}" if args.systems else ""))
     by_system = system_order(systems_order)
     rows.sort(key=lambda r: (by_system(r["system"]), r["seed"], method_order(r["method"]), r["subset"]))
     decodings = decodings_in_order(found, systems_order, args.main_subset)

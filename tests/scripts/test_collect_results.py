@@ -257,6 +257,22 @@ def test_decoding_times_are_the_side_by_side_benchmarks(collect_results, tmp_pat
         run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--timing", timing)
 
 
+def test_the_table_holds_the_named_systems_only(collect_results, tmp_path, monkeypatch):
+    """Presets share one --exp (exp/evidence: evidence, dose, dose_confirm): --systems names the table's systems,
+    and the others found there stay out of it (and of the pooled seed variance); without --systems, every one."""
+    data, exp = make_experiment(tmp_path, {system: {1: summary(lambda u: baseline_errors(1, u), False)}
+                                           for system in ("xs_ctc", "xs_interctc", "xs_other_study")})
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "named",
+             "--systems", "xs_interctc,xs_ctc")
+    assert [row[0] for row in read_csv(tmp_path / "named" / "results.csv")] == ["xs_interctc", "xs_ctc"]
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "all")
+    assert [row[0] for row in read_csv(tmp_path / "all" / "results.csv")] == ["xs_ctc", "xs_interctc",
+                                                                              "xs_other_study"]
+    with pytest.raises(SystemExit, match="no decoding results under .* of --systems xs_absent"):
+        run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "none",
+                 "--systems", "xs_absent")
+
+
 def test_unseen_voices_cluster_the_intervals_and_get_rows_of_their_own(collect_results, tmp_path, monkeypatch):
     """test_unseen (the default --cluster-by-speaker and --per-speaker): the voices from the manifest's file names
     (the synthetic corpus's <split>-<voice>-<index>, sorted: ids 0-14 voice a, 15-29 voice b); a system worse on
