@@ -46,7 +46,8 @@
 # Stages 1-5 leave a .done marker in $exp/stages and a rerun skips them. Stages 6-8 always run: each system
 # and seed leaves its own markers ($exp/<system>/seed<N>.train.done, .decode.done), so a rerun (with more
 # --seeds or --variants too) trains and decodes only what is missing, fairseq resumes an interrupted training
-# from checkpoint_last.pt, and stage 7 decodes the trainings finished so far (the others are named and left).
+# from checkpoint_last.pt, and stage 7 decodes the trainings finished so far (the others are named and left);
+# with stages 6 and 7 selected together, each run is decoded by the worker that trained it as soon as it is trained.
 # Work order: every seed of the first systems of the preset (evidence: the 4 priority systems, CTC, InterCTC,
 # interCTC-interAED-KD, masked), then every seed of the rest; within a group seed 1 of each, then seed 2, ...
 #   1 text      World English Bible sentences (public domain) for the LM and the teacher (LibriSpeech: --lm-text)
@@ -414,30 +415,26 @@ for_each_system() {  # for_each_system FUNC: FUNC SYSTEM SEED in work order, --p
   while [ $running -gt 0 ]; do wait -n || exit 1; running=$((running - 1)); done
 }
 
-if run_stage 6 train; then
-  device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || echo "common.cpu=false")
-  train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
-    # (its log continues: appended)
-    local v=$1 seed=$2
-    [ -f "$exp/$v/seed$seed.train.done" ] && { log "$v seed $seed: trained before, skipped"; return 0; }
-    decoded_before $v $seed && return 0
-    log "training $v seed $seed"
-    mkdir -p "$exp/$v"
-    # only systems with an attention decoder read the teacher: CTC and InterCTC can train before stage 4
-    local sidecar_dir=null
-    python -c "import sys; from omegaconf import OmegaConf; sys.exit(not OmegaConf.load(sys.argv[1]).model.get('aed_layers'))" \
-      examples/kd/$v.yaml && sidecar_dir="$corpus/teacher"
-    fairseq-hydra-train --config-dir examples/kd \
-      --config-name $v task.data="$corpus" task.kd_sidecar_dir="$sidecar_dir" common.user_dir="$ROOT/fairseq_kd" \
-      common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
-      $device_overrides ${max_update:+optimization.max_update=$max_update} $train_overrides $precision_overrides \
-      >> "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; return 1; }
-    touch "$exp/$v/seed$seed.train.done"
-    log "$v seed $seed: $(grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1 | grep -oE '\| wer [0-9.]+' || true)"
-  }
-  for_each_system train_one
-  finish_stage 6 train
-fi
+device_overrides=$([ "$device" = cpu ] && echo "common.cpu=true common.fp16=false" || echo "common.cpu=false")
+train_one() {  # train_one SYSTEM SEED: one training; a finished one (marker) is skipped, an interrupted one resumes
+  # (its log continues: appended)
+  local v=$1 seed=$2
+  [ -f "$exp/$v/seed$seed.train.done" ] && { log "$v seed $seed: trained before, skipped"; return 0; }
+  decoded_before $v $seed && return 0
+  log "training $v seed $seed"
+  mkdir -p "$exp/$v"
+  # only systems with an attention decoder read the teacher: CTC and InterCTC can train before stage 4
+  local sidecar_dir=null
+  python -c "import sys; from omegaconf import OmegaConf; sys.exit(not OmegaConf.load(sys.argv[1]).model.get('aed_layers'))" \
+    examples/kd/$v.yaml && sidecar_dir="$corpus/teacher"
+  fairseq-hydra-train --config-dir examples/kd \
+    --config-name $v task.data="$corpus" task.kd_sidecar_dir="$sidecar_dir" common.user_dir="$ROOT/fairseq_kd" \
+    common.seed=$seed checkpoint.save_dir="$exp/$v/seed$seed" "dataset.valid_subset='$valid_list'" \
+    $device_overrides ${max_update:+optimization.max_update=$max_update} $train_overrides $precision_overrides \
+    >> "$exp/$v/seed$seed.train.log" 2>&1 || { tail -30 "$exp/$v/seed$seed.train.log"; return 1; }
+  touch "$exp/$v/seed$seed.train.done"
+  log "$v seed $seed: $(grep -E "valid on '" "$exp/$v/seed$seed.train.log" | tail -1 | grep -oE '\| wer [0-9.]+' || true)"
+}
 
 generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate options]; a finished one is kept
   local ckpt=$1 subset=$2 out=$3; shift 3
@@ -450,32 +447,44 @@ generate() {  # generate CHECKPOINT SUBSET OUT_DIR [extra fairseq-generate optio
   log "${out#"$exp"/}: $(tail -1 "$out/generate-$subset.txt")"
 }
 
+decode_one() {  # decode_one SYSTEM SEED: greedy on every split (valid with noise too); LM weights tuned on
+  # dev, then beam + LM on the test splits; decodings finished before are kept, so splits added later
+  # (e.g. a new noise level) are decoded for the systems decoded before
+  local v=$1 seed=$2 dir=$exp/$1/seed$2 subset pair dev beam lm_weight word_score
+  decoded_before $v $seed && return 0
+  [ -f "$dir.train.done" ] || { log "$v seed $seed: not trained yet ($dir.train.done missing), not decoded"; return 0; }
+  for subset in $valid_splits $noisy_valid_splits $test_splits; do
+    if decoded_here $subset; then generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"; fi
+  done
+  for pair in $tune_pairs; do
+    subset=${pair%%:*}; dev=${pair#*:}
+    decoded_here $subset || continue
+    [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
+      --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
+      --beam 50 --lm-weights $lm_weights --word-scores $word_scores --jobs "${OMP_NUM_THREADS:-1}" \
+      --out "$dir/lm_tuned_$dev.json"
+    read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
+    for beam in $beams; do
+      generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \
+        --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam $beam \
+        --lm-weight $lm_weight --word-score $word_score
+    done
+  done
+  if [ -z "$decode_splits" ]; then touch "$dir.decode.done"; fi
+}
+
+train_then_decode() {  # train_then_decode SYSTEM SEED (stages 6 and 7 selected together): a run is decoded by the
+  # worker that trained it, as soon as it is trained, so that a long stage 6 leaves decoded runs behind it (and its
+  # wall time holds their decoding); stage 7 then finds them decoded
+  train_one "$@" && decode_one "$@"
+}
+
+if run_stage 6 train; then
+  if [ "$stop_stage" -ge 7 ]; then for_each_system train_then_decode; else for_each_system train_one; fi
+  finish_stage 6 train
+fi
+
 if run_stage 7 decode; then
-  decode_one() {  # decode_one SYSTEM SEED: greedy on every split (valid with noise too); LM weights tuned on
-    # dev, then beam + LM on the test splits; decodings finished before are kept, so splits added later
-    # (e.g. a new noise level) are decoded for the systems decoded before
-    local v=$1 seed=$2 dir=$exp/$1/seed$2 subset pair dev beam lm_weight word_score
-    decoded_before $v $seed && return 0
-    [ -f "$dir.train.done" ] || { log "$v seed $seed: not trained yet ($dir.train.done missing), not decoded"; return 0; }
-    for subset in $valid_splits $noisy_valid_splits $test_splits; do
-      if decoded_here $subset; then generate "$dir/checkpoint_best.pt" $subset "$dir/decode/greedy/$subset"; fi
-    done
-    for pair in $tune_pairs; do
-      subset=${pair%%:*}; dev=${pair#*:}
-      decoded_here $subset || continue
-      [ -f "$dir/lm_tuned_$dev.json" ] || python scripts/tune_lm_weights.py --path "$dir/checkpoint_best.pt" \
-        --data "$corpus" --subset $dev --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" \
-        --beam 50 --lm-weights $lm_weights --word-scores $word_scores --jobs "${OMP_NUM_THREADS:-1}" \
-        --out "$dir/lm_tuned_$dev.json"
-      read -r lm_weight word_score < <(python -c "import json, sys; t = json.load(open(sys.argv[1])); print(t['lm_weight'], t['word_score'])" "$dir/lm_tuned_$dev.json")
-      for beam in $beams; do
-        generate "$dir/checkpoint_best.pt" $subset "$dir/decode/beam${beam}_lm/$subset" --ctc-decoder beam_lm \
-          --kenlm-model "$exp/lm/lm.bin" --lexicon "$exp/lm/lexicon.txt" --beam $beam \
-          --lm-weight $lm_weight --word-score $word_score
-      done
-    done
-    if [ -z "$decode_splits" ]; then touch "$dir.decode.done"; fi
-  }
   for_each_system decode_one
   finish_stage 7 decode
 fi
