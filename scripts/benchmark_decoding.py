@@ -54,6 +54,7 @@ from fairseq_kd.decoding.evaluation import (
 from fairseq_kd.decoding.scoring import word_errors
 from fairseq_kd.deploy import onnx_ctc
 from fairseq_kd.io_utils import atomic_write
+from fairseq_kd.precision import cpu_has_bf16_instructions
 
 ENCODER_DTYPES = ["float32", "bfloat16", "int8"]  # in this order: int8 quantises the model in place
 
@@ -188,7 +189,8 @@ def main():
     batch_size = encoded.num_utterances / len(encoded.batches)
     greedy = rows[0]  # the first encoder dtype's greedy decoding: the reference of every ratio
     greedy_total = greedy["encoder_seconds"] + greedy["search_seconds"]
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
+        f"cpu ({os.cpu_count()} cores, {'' if cpu_has_bf16_instructions() else 'no '}AVX512-BF16/AMX)"
     print(f"\n{args.subset}: {encoded.num_utterances} utterances, {encoded.audio_seconds:.1f} s audio, "
           f"{rows[0]['errors'].words} words; {len(encoded.batches)} batches (mean {batch_size:.1f} utterances, "
           f"max_tokens {args.max_tokens}, batch_size {args.batch_size}); device {device}; "
@@ -227,6 +229,7 @@ def main():
     if args.json:
         with atomic_write(args.json) as f:
             json.dump({"subset": args.subset, "checkpoint": os.path.abspath(args.path), "device": device,
+                       "measured_at": time.strftime("%Y-%m-%d %H:%M %Z"),
                        "audio_seconds": encoded.audio_seconds, "utterances": encoded.num_utterances,
                        "lm_weight": lm_weight, "word_score": word_score, "load_average": os.getloadavg(),
                        "rows": table}, f, indent=1)

@@ -422,7 +422,8 @@ def read_timings(directories, subset, systems):
             methods = {("greedy" if row["decoder"] == "greedy" else f"beam{row['beam']}_lm"): row
                        for row in benchmark["rows"]
                        if row.get("runtime", "pytorch") == "pytorch" and row.get("encoder_dtype") == "float32"}
-            timings[system] = {"device": benchmark.get("device", "?"), "methods": methods, "path": path}
+            device = ", ".join(filter(None, (benchmark.get("device", "?"), benchmark.get("measured_at"))))
+            timings[system] = {"device": device, "methods": methods, "path": path}
     return timings
 
 

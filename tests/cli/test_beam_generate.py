@@ -92,6 +92,8 @@ def test_tune_then_benchmark(corpus, checkpoint, corpus_lm, tmp_path):
                 corpus, "--subset", "test", *lm, "--tuned", str(tuned), "--beams", "2", "4", "--threads", "1",
                 "--batch-size", "5", "--encoder-dtypes", "int8", "float32", "bfloat16", "--json", str(table)])
     bench = json.loads(table.read_text())
+    # where and when: times compare only between benchmarks of the same machine (collect_results.py prints both)
+    assert re.fullmatch(r"cpu \(\d+ cores, (no )?AVX512-BF16/AMX\)", bench["device"]) and bench["measured_at"]
     assert bench["utterances"] == 13 and [(r["encoder_dtype"], r["decoder"], r["beam"]) for r in bench["rows"]] == \
         [(dtype, decoder, beam) for dtype in ("float32", "bfloat16", "int8")  # int8 last: it quantises in place
          for decoder, beam in (("greedy", 1), ("beam_lm", 2), ("beam_lm", 4))]
