@@ -649,6 +649,9 @@ def main():
     parser.add_argument("--lexicon", help="the LM's lexicon (lexicon.txt: first column the word): adds the error "
                         "categories (non-words vs real words) and the references' out-of-lexicon rate")
     parser.add_argument("--per-utterance-dir", help="write DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding")
+    parser.add_argument("--seeds", help="space- or comma-separated seeds: the table's runs are of these seeds only (a "
+                        "study whose systems were also trained with other seeds for another study in the same --exp, "
+                        "e.g. dose_confirm's 4-6 beside the screening's seed 1); default: every seed found")
     parser.add_argument("--timing", help="folder of side-by-side decoding benchmarks, <system>.json of "
                         "scripts/benchmark_decoding.py --json on the main subset: the x greedy / RTF columns and "
                         "the plot's times (copied to OUT/timing)")
@@ -661,21 +664,24 @@ def main():
         if len(q) != 3 or not all(q):
             parser.error(f"--questions: {':'.join(q)!r} is not NAME:SYSTEM:BASELINE")
 
-    def named(system):
-        return not systems_order or system in systems_order
+    seeds = {int(seed) for seed in (args.seeds or "").replace(",", " ").split()}
 
-    found = [decoding for decoding in read_decodings(args.exp) if named(decoding[1])]
+    def named(system, seed):
+        return (not systems_order or system in systems_order) and (not seeds or seed in seeds)
+
+    found = [decoding for decoding in read_decodings(args.exp) if named(*decoding[1:3])]
     rows = collect(args.exp, args.data, found)
     if args.previous:
         previous_rows, previous_found = read_previous(args.previous, found, args.data)
-        previous_rows = [row for row in previous_rows if named(row["system"])]
-        previous_found = [decoding for decoding in previous_found if named(decoding[1])]
+        previous_rows = [row for row in previous_rows if named(row["system"], row["seed"])]
+        previous_found = [decoding for decoding in previous_found if named(*decoding[1:3])]
         print(f"{len(previous_rows)} decodings from {args.previous} (not under {args.exp})")
         rows, found = rows + previous_rows, found + previous_found
     if not found:
         raise SystemExit(f"no decoding results under {args.exp}/*/seed*/decode/*/*"
                          + (f" nor in {args.previous}" if args.previous else "")
-                         + (f" of --systems {args.systems}" if args.systems else ""))
+                         + (f" of --systems {args.systems}" if args.systems else "")
+                         + (f" of --seeds {args.seeds}" if args.seeds else ""))
     by_system = system_order(systems_order)
     rows.sort(key=lambda r: (by_system(r["system"]), r["seed"], method_order(r["method"]), r["subset"]))
     decodings = decodings_in_order(found, systems_order, args.main_subset)

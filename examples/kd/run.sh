@@ -88,6 +88,7 @@ teacher_options=""
 questions=""         # NAME:SYSTEM:BASELINE pairs whose paired differences stage 8 reports first
 train_overrides=""   # extra hydra overrides of the preset for every training (stage 6)
 priority_systems=0   # the first N systems get all their seeds before the rest start (0: all systems together)
+table_seeds_only=false  # stage 8's tables hold the --seeds runs only (otherwise every seed decoded in $exp)
 nj=$(nproc)
 nj_explicit=false
 exp=""
@@ -191,6 +192,7 @@ case "$preset" in
       # its beta = 0 twin and InterCTC, 3 fresh seeds, every split; results in exp/evidence/results_confirm
       best=xs_interctc_interaedkd_alpha05  # S2 outcome (PLAN.md): valid 26.28 vs T = 3 27.93, beta = 0.3 26.90
       default_seeds="4 5 6"; priority_systems=0; results_name=results_confirm
+      table_seeds_only=true  # the table: seeds 4-6, not the screening's seed 1 of the same systems in exp/evidence
       default_variants="$best xs_interctc_interaedkd_alpha05_beta0 xs_interctc"
       questions="C1:$best:xs_interctc C2:$best:xs_interctc_interaedkd_alpha05_beta0"
     fi ;;
@@ -513,7 +515,8 @@ if run_stage 8 results; then
   python scripts/collect_results.py --exp "$exp" --data "$corpus" --out "$results" \
     --systems "$(echo $variants | tr ' ' ',')" --stages "$stages" --main-subset $main_subset \
     --per-utterance-dir "$results/per_utterance" "${lexicon_option[@]}" --questions "$(echo $questions)" \
-    --timing "$results/timing" ${previous_results:+--previous "$previous_results"}
+    --timing "$results/timing" ${previous_results:+--previous "$previous_results"} \
+    $($table_seeds_only && echo "--seeds ${seeds// /,}" || true)
   if [ "$preset" = dose ]; then  # valid WER against alpha, beta = 0 and 1 (docs/results/dose/PLAN.md; --variants:
     # one family, InterCTC included)
     python scripts/plot_dose_response.py --results "$results" --subset valid \

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -257,11 +258,19 @@ def test_decoding_times_are_the_side_by_side_benchmarks(collect_results, tmp_pat
         run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", out, "--timing", timing)
 
 
-def test_the_table_holds_the_named_systems_only(collect_results, tmp_path, monkeypatch):
-    """Presets share one --exp (exp/evidence: evidence, dose, dose_confirm): --systems names the table's systems,
-    and the others found there stay out of it (and of the pooled seed variance); without --systems, every one."""
+def test_the_table_holds_the_named_systems_and_seeds_only(collect_results, tmp_path, monkeypatch):
+    """Presets share one --exp (exp/evidence: evidence, dose, dose_confirm): --systems names the table's systems
+    and --seeds its seeds (dose_confirm's 4-6, not the screening's seed 1 of the same system); the others found there
+    stay out of it (and of the pooled seed variance); without them, every one."""
     data, exp = make_experiment(tmp_path, {system: {1: summary(lambda u: baseline_errors(1, u), False)}
                                            for system in ("xs_ctc", "xs_interctc", "xs_other_study")})
+    seed4 = exp / "xs_ctc" / "seed4"
+    shutil.copytree(exp / "xs_ctc" / "seed1", seed4)
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "seed4",
+             "--systems", "xs_ctc", "--seeds", "4,5")
+    assert list(read_csv(tmp_path / "seed4" / "results.csv")) == [("xs_ctc", "greedy", "test")]
+    assert "| xs_ctc | greedy | 4 |" in (tmp_path / "seed4" / "results.md").read_text()
+    shutil.rmtree(seed4)
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "named",
              "--systems", "xs_interctc,xs_ctc")
     assert [row[0] for row in read_csv(tmp_path / "named" / "results.csv")] == ["xs_interctc", "xs_ctc"]
