@@ -330,7 +330,9 @@ def write_csv(path, rows, digits=None):
 
 
 def write_per_utterance(decodings, directory):
-    """DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding with per-utterance records; the paths written."""
+    """DIR/<system>/seed<N>/<method>/<subset>.tsv per decoding with per-utterance records; the paths written. A
+    table of an earlier run that is not one of ``decodings`` (a system or seed left out of the table since) is
+    removed: the folder is read back as --previous-results, where a table means "decoded, skip it"."""
     written = []
     for d in decodings:
         if d.utterances is None:
@@ -340,6 +342,9 @@ def write_per_utterance(decodings, directory):
         with atomic_write(path) as f:
             f.write(utterance_table(d.utterances))
         written.append(path)
+    for stale in sorted(set(glob.glob(os.path.join(directory, "*", "seed*", "*", "*.tsv"))) - set(written)):
+        os.remove(stale)
+        print(f"removed {stale}: not a decoding of this table")
     return written
 
 

@@ -266,10 +266,16 @@ def test_the_table_holds_the_named_systems_and_seeds_only(collect_results, tmp_p
                                            for system in ("xs_ctc", "xs_interctc", "xs_other_study")})
     seed4 = exp / "xs_ctc" / "seed4"
     shutil.copytree(exp / "xs_ctc" / "seed1", seed4)
+    tables = tmp_path / "seed4" / "per_utterance"
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "seed4",
-             "--systems", "xs_ctc", "--seeds", "4,5")
+             "--systems", "xs_ctc", "--per-utterance-dir", tables)
+    assert (tables / "xs_ctc" / "seed1" / "greedy" / "test.tsv").is_file()
+    run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "seed4",
+             "--systems", "xs_ctc", "--seeds", "4,5", "--per-utterance-dir", tables)
     assert list(read_csv(tmp_path / "seed4" / "results.csv")) == [("xs_ctc", "greedy", "test")]
     assert "| xs_ctc | greedy | 4 |" in (tmp_path / "seed4" / "results.md").read_text()
+    # seed 1's table went with it: read back as --previous-results it would say "seed 1 decoded"
+    assert sorted(p.relative_to(tables).as_posix() for p in tables.rglob("*.tsv")) == ["xs_ctc/seed4/greedy/test.tsv"]
     shutil.rmtree(seed4)
     run_main(collect_results, monkeypatch, "--exp", exp, "--data", data, "--out", tmp_path / "named",
              "--systems", "xs_interctc,xs_ctc")
